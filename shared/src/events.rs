@@ -1,0 +1,145 @@
+//! The event log format: what happened in the world, one JSON object per line.
+//!
+//! A run's `events.jsonl` is the record researchers analyse and the replay viewer plays back.
+//! The format is versioned by [`EVENT_FORMAT_VERSION`]; `docs/events.md` documents it. New kinds
+//! and new optional fields may be added within a version; renaming or removing one bumps it.
+
+use crate::{GameTime, TilePos};
+use serde::{Deserialize, Serialize};
+
+/// Version of the event format, written in every run's `run_started` event.
+pub const EVENT_FORMAT_VERSION: u32 = 1;
+
+/// One line of the event log: when, and what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The world tick at which the event happened (0 = the first tick).
+    pub tick: u64,
+    /// Game time at that tick, in milliseconds since day 1 00:00.
+    pub time: GameTime,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened. Serialised with a `kind` field naming the variant in snake_case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// First event of every run: the inputs that, with the personas, determine the run.
+    RunStarted {
+        format: u32,
+        seed: u64,
+        map: String,
+        start: GameTime,
+        tick_ms: u64,
+        agents: u32,
+        brain: String,
+    },
+    /// An agent entered the world.
+    AgentSpawned {
+        agent: String,
+        name: String,
+        /// Content hash of the persona it was made from (provenance).
+        persona_hash: String,
+        tile: TilePos,
+        home: String,
+    },
+    /// An agent started doing something new.
+    Activity {
+        agent: String,
+        description: String,
+        emoji: String,
+        /// Full location address ("world:sector:arena:object") where it happens.
+        location: String,
+    },
+    /// An agent walked during a tick, from one tile to another.
+    Move {
+        agent: String,
+        from: TilePos,
+        to: TilePos,
+    },
+    /// An agent reached the place its activity is at.
+    Arrive {
+        agent: String,
+        location: String,
+        tile: TilePos,
+    },
+    /// The day moved into a new phase (night, morning, afternoon, evening).
+    DayPhase { phase: String },
+    /// A persona file changed and the agent now follows the new version.
+    PersonaReloaded { agent: String, persona_hash: String },
+    /// A persona file changed but the new version is invalid; the agent keeps the old one.
+    PersonaRejected { agent: String, error: String },
+    /// Last event of a run.
+    RunFinished { ticks: u64 },
+}
+
+impl Event {
+    /// The `kind` field as written in the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::AgentSpawned { .. } => "agent_spawned",
+            Event::Activity { .. } => "activity",
+            Event::Move { .. } => "move",
+            Event::Arrive { .. } => "arrive",
+            Event::DayPhase { .. } => "day_phase",
+            Event::PersonaReloaded { .. } => "persona_reloaded",
+            Event::PersonaRejected { .. } => "persona_rejected",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+
+    /// The agent the event is about, if it is about one.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Event::AgentSpawned { agent, .. }
+            | Event::Activity { agent, .. }
+            | Event::Move { agent, .. }
+            | Event::Arrive { agent, .. }
+            | Event::PersonaReloaded { agent, .. }
+            | Event::PersonaRejected { agent, .. } => Some(agent),
+            Event::RunStarted { .. } | Event::DayPhase { .. } | Event::RunFinished { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_is_one_flat_object_with_kind() {
+        let rec = EventRecord {
+            tick: 12,
+            time: GameTime(120_000),
+            event: Event::Move {
+                agent: "ann".into(),
+                from: TilePos::new(1, 2),
+                to: TilePos::new(2, 2),
+            },
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            line,
+            r#"{"tick":12,"time":120000,"kind":"move","agent":"ann","from":[1,2],"to":[2,2]}"#
+        );
+        let back: EventRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(back.event.kind(), "move");
+        assert_eq!(back.event.agent(), Some("ann"));
+    }
+
+    #[test]
+    fn kind_matches_serialised_tag() {
+        let events = [
+            Event::DayPhase { phase: "night".into() },
+            Event::RunFinished { ticks: 3 },
+            Event::PersonaRejected { agent: "a".into(), error: "e".into() },
+        ];
+        for e in events {
+            let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+            assert_eq!(v["kind"], e.kind());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Loading a whole folder of persona files, as the server and `persona check` do.
+
+use super::{parse_persona, persona_id_from_path, Context, Persona, PersonaError, Places};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Persona files larger than this are refused unread (a persona is a few KB).
+pub const MAX_PERSONA_FILE_BYTES: u64 = 64 * 1024;
+
+/// The outcome of loading a folder: the valid personas and every problem found.
+#[derive(Debug, Default)]
+pub struct FolderReport {
+    /// Valid personas, sorted by id, with the file each came from.
+    pub personas: Vec<(Persona, PathBuf)>,
+    pub errors: Vec<PersonaError>,
+}
+
+/// The persona files in a folder: `*.toml`, not starting with `_` or `.`, sorted by name.
+pub fn persona_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| is_persona_file(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Whether a path looks like a persona file by its name.
+pub fn is_persona_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    path.extension().is_some_and(|e| e == "toml") && !name.starts_with('_') && !name.starts_with('.')
+}
+
+/// Reads a persona file, refusing oversized ones.
+pub fn read_persona_file(path: &Path) -> Result<String, PersonaError> {
+    let whole_file = |message: String| PersonaError {
+        file: path.to_path_buf(),
+        line: 0,
+        field: String::new(),
+        message,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| whole_file(format!("cannot read: {e}")))?
+        .len();
+    if len > MAX_PERSONA_FILE_BYTES {
+        return Err(whole_file(format!(
+            "is {len} bytes, expected at most {MAX_PERSONA_FILE_BYTES}"
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| whole_file(format!("cannot read: {e}")))
+}
+
+/// Loads and validates every persona file in `dir` against the map and against each other.
+///
+/// Fails only if the folder itself cannot be read; problems in files are in the report.
+pub fn load_folder(dir: &Path, places: &dyn Places) -> Result<FolderReport, PersonaError> {
+    let files = persona_files(dir).map_err(|e| PersonaError {
+        file: dir.to_path_buf(),
+        line: 0,
+        field: String::new(),
+        message: format!("cannot read persona folder: {e}"),
+    })?;
+    let persona_ids: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| persona_id_from_path(f).ok())
+        .collect();
+    let context = Context {
+        places,
+        persona_ids: &persona_ids,
+    };
+    let mut report = FolderReport::default();
+    for file in files {
+        match read_persona_file(&file)
+            .map_err(|e| vec![e])
+            .and_then(|text| parse_persona(&file, &text, context))
+        {
+            Ok(persona) => report.personas.push((persona, file)),
+            Err(errors) => report.errors.extend(errors),
+        }
+    }
+    report.personas.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok(report)
+}

@@ -1,0 +1,213 @@
+use super::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A fixed list of places standing in for a map.
+struct ListedPlaces;
+
+impl Places for ListedPlaces {
+    fn check_place(&self, place: &str) -> Result<(), String> {
+        match place {
+            "Cafe" | "Cafe:kitchen" | "Park" | "Home" | "Home:bedroom" | "Store" => Ok(()),
+            _ => Err(format!("no place {place:?} on the map")),
+        }
+    }
+    fn check_home(&self, place: &str) -> Result<(), String> {
+        self.check_place(place)?;
+        if place.starts_with("Home") {
+            Ok(())
+        } else {
+            Err(format!("{place:?} has no bed"))
+        }
+    }
+}
+
+const VALID: &str = r#"
+name = "Ann Example"
+age = 30
+traits = ["kind", "curious"]
+backstory = "Ann moved to town last year."
+lifestyle = "Early riser."
+speech_style = "Plain."
+wake = "06:00"
+sleep = "22:00"
+home = "Home:bedroom"
+author = "tests"
+license = "CC0-1.0"
+memories = ["Ann likes the park."]
+
+[work]
+place = "Cafe:kitchen"
+start = "08:00"
+end = "16:00"
+activity = "cooking"
+
+[[visits]]
+place = "Park"
+at = "17:00"
+minutes = 60
+activity = "walking"
+
+[[relationships]]
+with = "bob"
+kind = "friend"
+notes = "Her oldest friend."
+"#;
+
+fn ids() -> BTreeSet<String> {
+    ["ann", "bob"].into_iter().map(String::from).collect()
+}
+
+fn parse(text: &str) -> Result<Persona, Vec<PersonaError>> {
+    let ids = ids();
+    parse_persona(
+        Path::new("personas/ann.toml"),
+        text,
+        Context {
+            places: &ListedPlaces,
+            persona_ids: &ids,
+        },
+    )
+}
+
+/// Parses `VALID` with one line replaced, expecting exactly one error; returns it.
+fn single_error(from: &str, to: &str) -> PersonaError {
+    assert!(VALID.contains(from), "test edit {from:?} not in the sample");
+    let errors = parse(&VALID.replacen(from, to, 1)).expect_err("edit should be rejected");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.into_iter().next().unwrap()
+}
+
+fn line_of(needle: &str, text: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn valid_persona_parses() {
+    let p = parse(VALID).unwrap();
+    assert_eq!(p.id, "ann");
+    assert_eq!(p.name, "Ann Example");
+    assert_eq!(p.wake.to_string(), "06:00");
+    assert_eq!(p.work.as_ref().unwrap().place, "Cafe:kitchen");
+    assert_eq!(p.visits.len(), 1);
+    assert_eq!(p.awake_minutes(), 16 * 60);
+}
+
+#[test]
+fn hash_ignores_formatting_but_not_content() {
+    let base = parse(VALID).unwrap().content_hash();
+    assert_eq!(base.len(), 64);
+    let reformatted = format!("# a comment\n{}", VALID.replace("age = 30", "age   =   30"));
+    assert_eq!(parse(&reformatted).unwrap().content_hash(), base);
+    let changed = VALID.replace("age = 30", "age = 31");
+    assert_ne!(parse(&changed).unwrap().content_hash(), base);
+}
+
+#[test]
+fn misspelled_field_names_line_and_field() {
+    let e = single_error("wake = \"06:00\"", "wak = \"06:00\"");
+    assert_eq!(e.line, line_of("wake =", VALID));
+    assert!(e.message.contains("unknown field `wak`"), "{e}");
+}
+
+#[test]
+fn wake_hour_out_of_range() {
+    let e = single_error("wake = \"06:00\"", "wake = \"27:00\"");
+    assert_eq!((e.field.as_str(), e.line), ("wake", line_of("wake =", VALID)));
+    assert!(e.message.contains("hour 27"), "{e}");
+    let shown = e.to_string();
+    let expected = format!("personas/ann.toml:{}: field `wake`:", line_of("wake =", VALID));
+    assert!(shown.starts_with(&expected), "{shown}");
+}
+
+#[test]
+fn unknown_home_and_home_without_bed() {
+    let e = single_error("home = \"Home:bedroom\"", "home = \"Hoem\"");
+    assert_eq!(e.field, "home");
+    assert!(e.message.contains("no place \"Hoem\""), "{e}");
+    let e = single_error("home = \"Home:bedroom\"", "home = \"Store\"");
+    assert!(e.message.contains("no bed"), "{e}");
+}
+
+#[test]
+fn relationship_to_missing_persona_or_self() {
+    let e = single_error("with = \"bob\"", "with = \"carol\"");
+    assert_eq!(e.field, "relationships[0].with");
+    assert_eq!(e.line, line_of("with =", VALID));
+    let e = single_error("with = \"bob\"", "with = \"ann\"");
+    assert!(e.message.contains("itself"), "{e}");
+}
+
+#[test]
+fn schedule_rules() {
+    let e = single_error("sleep = \"22:00\"", "sleep = \"11:00\"");
+    assert_eq!(e.field, "sleep");
+    let e = single_error("minutes = 60", "minutes = 5");
+    assert_eq!(e.field, "visits[0].minutes");
+    let e = single_error("at = \"17:00\"", "at = \"21:30\"");
+    assert_eq!(e.field, "visits[0].at");
+    assert!(e.message.contains("21:30-22:30"), "{e}");
+    // Two places away from home are required, counting work.
+    let e = single_error("place = \"Park\"", "place = \"Cafe\"");
+    assert_eq!(e.field, "visits");
+}
+
+#[test]
+fn after_midnight_bedtime_is_allowed() {
+    let late = VALID
+        .replace("wake = \"06:00\"", "wake = \"10:00\"")
+        .replace("sleep = \"22:00\"", "sleep = \"01:30\"")
+        .replace("at = \"17:00\"", "at = \"23:30\"")
+        .replace("start = \"08:00\"", "start = \"11:00\"")
+        .replace("end = \"16:00\"", "end = \"19:00\"");
+    let p = parse(&late).unwrap();
+    assert_eq!(p.awake_minutes(), 15 * 60 + 30);
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let broken = VALID.replace("age = 30", "age = = 30");
+    let errors = parse(&broken).unwrap_err();
+    assert_eq!(errors[0].line, line_of("age =", VALID));
+}
+
+#[test]
+fn several_errors_reported_together() {
+    let broken = VALID
+        .replace("age = 30", "age = 300")
+        .replace("home = \"Home:bedroom\"", "home = \"Nowhere\"");
+    let errors = parse(&broken).unwrap_err();
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["age", "home"]);
+}
+
+#[test]
+fn bad_file_names_are_refused() {
+    assert!(persona_id_from_path(Path::new("a/Ann.toml")).is_err());
+    assert!(persona_id_from_path(Path::new("a/ann smith.toml")).is_err());
+    assert_eq!(persona_id_from_path(Path::new("a/ann_2.toml")).unwrap(), "ann_2");
+}
+
+#[test]
+fn folder_loads_sorted_and_skips_underscored_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ann.toml"), VALID).unwrap();
+    let bob = VALID.replace("with = \"bob\"", "with = \"ann\"");
+    std::fs::write(dir.path().join("bob.toml"), bob).unwrap();
+    std::fs::write(dir.path().join("_draft.toml"), "garbage").unwrap();
+    std::fs::write(dir.path().join("notes.md"), "not a persona").unwrap();
+    let report = load_folder(dir.path(), &ListedPlaces).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let ids: Vec<_> = report.personas.iter().map(|(p, _)| p.id.as_str()).collect();
+    assert_eq!(ids, ["ann", "bob"]);
+}
+
+#[test]
+fn oversized_file_is_refused_unparsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("{VALID}\n# {}\n", "x".repeat(MAX_PERSONA_FILE_BYTES as usize));
+    std::fs::write(dir.path().join("ann.toml"), big).unwrap();
+    let report = load_folder(dir.path(), &ListedPlaces).unwrap();
+    assert!(report.personas.is_empty());
+    assert!(report.errors[0].message.contains("bytes, expected at most"));
+}

@@ -1,1 +1,75 @@
-fn main() {}
+//! Tick cost of the headless world at 25, 1,000 and 10,000 routine agents.
+//!
+//! `cargo bench -p agora-server --bench tick` (add `-- 1000` to run one size). Runs three
+//! game hours from 05:00 (the morning rush: everyone wakes and walks) with the paper's
+//! 10-second tick and prints mean, p50, p99 and max wall time per tick. Events are counted,
+//! not written: serialising and writing happen off the tick thread in real runs.
+
+use agora_server::agents::Roster;
+use agora_server::event_log::{EventLog, NullSink};
+use agora_server::sim::TickStats;
+use agora_server::world::{GameClock, TownMap};
+use agora_server::{WorldSetup, headless_app};
+use agora_shared::persona;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![25, 1_000, 10_000]
+    } else {
+        sizes
+    };
+    println!(
+        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "agents", "ticks", "mean_us", "p50_us", "p99_us", "max_us", "events"
+    );
+    for agents in sizes {
+        let map_path = assets.join("maps/maple_hollow.tmj");
+        let map = TownMap::load(&map_path).expect("shipped map loads");
+        let folder = persona::load_folder(&assets.join("personas"), &map).expect("persona folder");
+        assert!(folder.errors.is_empty(), "{:?}", folder.errors);
+        let roster = Roster::new(assets.join("personas"), folder.personas, agents);
+        let start = "05:00".parse().expect("time");
+        let mut app = headless_app(WorldSetup {
+            map,
+            roster,
+            clock: GameClock::new(start, 10_000),
+            seed: 7,
+            log: EventLog::new(NullSink::counting_only()),
+        });
+        app.finish();
+        app.cleanup();
+        // The first tick places every agent at once; measured apart from the steady state.
+        let first = Instant::now();
+        app.update();
+        let first = first.elapsed();
+        let ticks = 3 * 360;
+        let mut times = Vec::with_capacity(ticks);
+        for _ in 0..ticks {
+            let t0 = Instant::now();
+            app.update();
+            times.push(t0.elapsed());
+        }
+        let stats = TickStats::from_durations(&times);
+        let events = app
+            .world_mut()
+            .resource_mut::<EventLog>()
+            .finish()
+            .map(|s| s.events)
+            .unwrap_or_default();
+        println!(
+            "{agents:>7} {ticks:>7} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {events:>9}   (first tick {:.1} ms)",
+            stats.mean,
+            stats.p50,
+            stats.p99,
+            stats.max,
+            first.as_secs_f64() * 1e3
+        );
+    }
+}

@@ -133,9 +133,14 @@ mod tests {
     #[test]
     fn kind_matches_serialised_tag() {
         let events = [
-            Event::DayPhase { phase: "night".into() },
+            Event::DayPhase {
+                phase: "night".into(),
+            },
             Event::RunFinished { ticks: 3 },
-            Event::PersonaRejected { agent: "a".into(), error: "e".into() },
+            Event::PersonaRejected {
+                agent: "a".into(),
+                error: "e".into(),
+            },
         ];
         for e in events {
             let v: serde_json::Value = serde_json::to_value(&e).unwrap();

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// A tile on the map grid; `(0, 0)` is the top-left tile, `y` grows downwards (as in Tiled).
 ///
 /// Serialised as a two-element array `[x, y]` to keep event logs short.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(from = "[u16; 2]", into = "[u16; 2]")]
 pub struct TilePos {
     pub x: u16,

@@ -12,7 +12,9 @@ pub const MS_PER_DAY: u64 = MINUTES_PER_DAY as u64 * MS_PER_MINUTE;
 ///
 /// Integer milliseconds keep runs exactly reproducible (no float drift) and cover both the
 /// 10-second ticks of a simulation and the 50 ms ticks of a real-time server.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct GameTime(pub u64);
 
@@ -176,8 +178,18 @@ mod tests {
 
     #[test]
     fn clock_rejects_out_of_range_and_garbage() {
-        assert!("27:00".parse::<ClockTime>().unwrap_err().contains("hour 27"));
-        assert!("12:75".parse::<ClockTime>().unwrap_err().contains("minute 75"));
+        assert!(
+            "27:00"
+                .parse::<ClockTime>()
+                .unwrap_err()
+                .contains("hour 27")
+        );
+        assert!(
+            "12:75"
+                .parse::<ClockTime>()
+                .unwrap_err()
+                .contains("minute 75")
+        );
         for bad in ["", "1200", "ab:cd", "12:5", "-1:00", "12:00:00"] {
             assert!(bad.parse::<ClockTime>().is_err(), "{bad:?} parsed");
         }

@@ -1,6 +1,6 @@
 //! Loading a whole folder of persona files, as the server and `persona check` do.
 
-use super::{parse_persona, persona_id_from_path, Context, Persona, PersonaError, Places};
+use super::{Context, Persona, PersonaError, Places, parse_persona, persona_id_from_path};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,9 @@ pub fn persona_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Whether a path looks like a persona file by its name.
 pub fn is_persona_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    path.extension().is_some_and(|e| e == "toml") && !name.starts_with('_') && !name.starts_with('.')
+    path.extension().is_some_and(|e| e == "toml")
+        && !name.starts_with('_')
+        && !name.starts_with('.')
 }
 
 /// Reads a persona file, refusing oversized ones.

@@ -10,10 +10,10 @@ mod parse;
 
 pub use error::PersonaError;
 pub use folder::{
-    is_persona_file, load_folder, persona_files, read_persona_file, FolderReport,
-    MAX_PERSONA_FILE_BYTES,
+    FolderReport, MAX_PERSONA_FILE_BYTES, is_persona_file, load_folder, persona_files,
+    read_persona_file,
 };
-pub use parse::{parse_persona, persona_id_from_path, Context};
+pub use parse::{Context, parse_persona, persona_id_from_path};
 
 use crate::ClockTime;
 use serde::Serialize;

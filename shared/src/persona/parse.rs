@@ -71,7 +71,9 @@ pub fn persona_id_from_path(path: &Path) -> Result<String, String> {
         .ok_or_else(|| "file name is not valid UTF-8".to_string())?;
     let valid = !stem.is_empty()
         && stem.len() <= 48
-        && stem.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if valid {
         Ok(stem.to_string())
     } else {
@@ -292,7 +294,11 @@ impl Checker<'_> {
             let end = self.clock(&w.end, "work.end");
             let minutes = start.minutes_until(end);
             if minutes == 0 {
-                self.error(w.end.span(), "work.end", "equals work.start, expected a later time");
+                self.error(
+                    w.end.span(),
+                    "work.end",
+                    "equals work.start, expected a later time",
+                );
             }
             self.within_day(w.start.span(), "work.start", start, minutes, day);
             Work {
@@ -373,7 +379,11 @@ impl Checker<'_> {
             })
             .collect();
 
-        let raw_memories = raw.memories.as_ref().map(|m| m.get_ref().as_slice()).unwrap_or_default();
+        let raw_memories = raw
+            .memories
+            .as_ref()
+            .map(|m| m.get_ref().as_slice())
+            .unwrap_or_default();
         if let Some(m) = raw.memories.as_ref().filter(|m| m.get_ref().len() > 20) {
             self.error(
                 m.span(),

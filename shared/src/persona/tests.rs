@@ -113,10 +113,16 @@ fn misspelled_field_names_line_and_field() {
 #[test]
 fn wake_hour_out_of_range() {
     let e = single_error("wake = \"06:00\"", "wake = \"27:00\"");
-    assert_eq!((e.field.as_str(), e.line), ("wake", line_of("wake =", VALID)));
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("wake", line_of("wake =", VALID))
+    );
     assert!(e.message.contains("hour 27"), "{e}");
     let shown = e.to_string();
-    let expected = format!("personas/ann.toml:{}: field `wake`:", line_of("wake =", VALID));
+    let expected = format!(
+        "personas/ann.toml:{}: field `wake`:",
+        line_of("wake =", VALID)
+    );
     assert!(shown.starts_with(&expected), "{shown}");
 }
 
@@ -185,7 +191,10 @@ fn several_errors_reported_together() {
 fn bad_file_names_are_refused() {
     assert!(persona_id_from_path(Path::new("a/Ann.toml")).is_err());
     assert!(persona_id_from_path(Path::new("a/ann smith.toml")).is_err());
-    assert_eq!(persona_id_from_path(Path::new("a/ann_2.toml")).unwrap(), "ann_2");
+    assert_eq!(
+        persona_id_from_path(Path::new("a/ann_2.toml")).unwrap(),
+        "ann_2"
+    );
 }
 
 #[test]
@@ -205,7 +214,10 @@ fn folder_loads_sorted_and_skips_underscored_files() {
 #[test]
 fn oversized_file_is_refused_unparsed() {
     let dir = tempfile::tempdir().unwrap();
-    let big = format!("{VALID}\n# {}\n", "x".repeat(MAX_PERSONA_FILE_BYTES as usize));
+    let big = format!(
+        "{VALID}\n# {}\n",
+        "x".repeat(MAX_PERSONA_FILE_BYTES as usize)
+    );
     std::fs::write(dir.path().join("ann.toml"), big).unwrap();
     let report = load_folder(dir.path(), &ListedPlaces).unwrap();
     assert!(report.personas.is_empty());

@@ -1,0 +1,257 @@
+//! The `agora-server` command line.
+
+use crate::agents::BrainKind;
+use crate::sim::{self, SimConfig};
+use crate::world::TownMap;
+use agora_shared::GameTime;
+use agora_shared::persona;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Agora: a town of generative agents on a Bevy ECS server.
+#[derive(Debug, Parser)]
+#[command(name = "agora-server", version, about, long_about = None)]
+pub struct Cli {
+    /// The assets folder (maps, personas). Default: $AGORA_ASSETS, else ./assets, else the
+    /// assets folder of the source tree this binary was built from.
+    #[arg(long, global = true, env = "AGORA_ASSETS")]
+    pub assets: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the town headless, as fast as the machine allows, and write the event log and a
+    /// summary to an output folder.
+    Sim(SimArgs),
+    /// Work with persona files.
+    #[command(subcommand)]
+    Persona(PersonaCommand),
+    /// Work with map files.
+    #[command(subcommand)]
+    Map(MapCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Number of agents [default: one per persona]; beyond that, personas are reused.
+    #[arg(long)]
+    pub agents: Option<usize>,
+    /// Game hours to simulate.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Seed for every random choice; same seed and inputs, same events.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder for events.jsonl and summary.json [default: runs/seed-S].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Which brain drives the agents.
+    #[arg(long, value_enum, default_value_t = BrainKind::Routine)]
+    pub brain: BrainKind,
+    /// Game time at the first tick: "HH:MM" on day 1, or "day D HH:MM".
+    #[arg(long, default_value = "00:00", value_parser = parse_game_time)]
+    pub start: GameTime,
+    /// Game seconds per tick (the paper's step is 10).
+    #[arg(long, default_value_t = 10.0)]
+    pub tick_seconds: f64,
+    /// Map file [default: ASSETS/maps/maple_hollow.tmj].
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// Persona folder [default: ASSETS/personas].
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// Reload persona files when they are edited during the run (breaks reproducibility).
+    #[arg(long)]
+    pub watch: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonaCommand {
+    /// Check every persona file in a folder against the schema, the map and each other.
+    /// Exits non-zero if any has an error.
+    Check {
+        /// Persona folder [default: ASSETS/personas].
+        dir: Option<PathBuf>,
+        /// Map the personas live on [default: ASSETS/maps/maple_hollow.tmj].
+        #[arg(long)]
+        map: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Check a Tiled map (.tmj) and print its location tree.
+    Check {
+        /// Map file [default: ASSETS/maps/maple_hollow.tmj].
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_game_time(s: &str) -> Result<GameTime, String> {
+    s.parse()
+}
+
+/// The assets folder: explicit, else ./assets, else the source tree's.
+pub fn locate_assets(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(dir) = explicit {
+        return if dir.is_dir() {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(format!("assets folder {} does not exist", dir.display()))
+        };
+    }
+    let candidates = [
+        PathBuf::from("assets"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"),
+    ];
+    candidates
+        .iter()
+        .find(|d| d.join("maps").is_dir())
+        .cloned()
+        .ok_or_else(|| {
+            "cannot find the assets folder: run from the repository root, or pass --assets DIR \
+             (or set AGORA_ASSETS)"
+                .to_string()
+        })
+}
+
+const DEFAULT_MAP: &str = "maps/maple_hollow.tmj";
+
+/// Runs the command line; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<ExitCode, String> {
+    let assets = || locate_assets(cli.assets.as_deref());
+    match cli.command {
+        Command::Sim(args) => {
+            if !(args.tick_seconds >= 0.001 && args.tick_seconds <= 3600.0) {
+                return Err(format!(
+                    "--tick-seconds must be between 0.001 and 3600, got {}",
+                    args.tick_seconds
+                ));
+            }
+            let map = match args.map {
+                Some(m) => m,
+                None => assets()?.join(DEFAULT_MAP),
+            };
+            let personas = match args.personas {
+                Some(p) => p,
+                None => assets()?.join("personas"),
+            };
+            let config = SimConfig {
+                map,
+                personas,
+                agents: args.agents,
+                hours: args.hours,
+                seed: args.seed,
+                out: args
+                    .out
+                    .unwrap_or_else(|| PathBuf::from(format!("runs/seed-{}", args.seed))),
+                start: args.start,
+                tick_ms: (args.tick_seconds * 1000.0).round() as u64,
+                brain: args.brain,
+                watch: args.watch,
+                progress: !args.quiet,
+            };
+            let summary = sim::run(&config).map_err(|e| e.to_string())?;
+            println!(
+                "sim: {} agents, {:.1} game hours, {} ticks in {:.2}s ({:.0} ticks/s), {} events",
+                summary.agents,
+                summary.game_hours,
+                summary.ticks,
+                summary.wall_seconds,
+                summary.ticks_per_second,
+                summary.events_total
+            );
+            println!("sim: determinism_hash {}", summary.determinism_hash);
+            println!("sim: wrote {}", config.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Persona(PersonaCommand::Check { dir, map }) => {
+            let dir = match dir {
+                Some(d) => d,
+                None => assets()?.join("personas"),
+            };
+            let map_path = match map {
+                Some(m) => m,
+                None => assets()?.join(DEFAULT_MAP),
+            };
+            let town = TownMap::load(&map_path).map_err(|e| e.to_string())?;
+            let report = persona::load_folder(&dir, &town).map_err(|e| e.to_string())?;
+            for error in &report.errors {
+                eprintln!("error: {error}");
+            }
+            for (p, file) in &report.personas {
+                println!(
+                    "ok: {} ({}) {}",
+                    p.id,
+                    file.display(),
+                    &p.content_hash()[..12]
+                );
+            }
+            let files = report.personas.len()
+                + report
+                    .errors
+                    .iter()
+                    .map(|e| &e.file)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+            if report.errors.is_empty() {
+                println!(
+                    "persona check: {} personas valid in {}",
+                    report.personas.len(),
+                    dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "persona check: {} error(s) in {} of {files} file(s)",
+                    report.errors.len(),
+                    files - report.personas.len()
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Map(MapCommand::Check { file }) => {
+            let path = match file {
+                Some(f) => f,
+                None => assets()?.join(DEFAULT_MAP),
+            };
+            let map = TownMap::load(&path).map_err(|e| e.to_string())?;
+            println!("{} ({}x{} tiles)", map.world, map.width, map.height);
+            for sector in &map.sectors {
+                println!("  {}", sector.name);
+                for &a in &sector.arenas {
+                    let arena = &map.arenas[a];
+                    let objects: Vec<&str> = arena
+                        .objects
+                        .iter()
+                        .map(|&o| map.objects[o].name.as_str())
+                        .collect();
+                    println!("    {}: {}", arena.name, objects.join(", "));
+                }
+            }
+            println!(
+                "map check: ok, {} sectors, {} arenas, {} objects",
+                map.sectors.len(),
+                map.arenas.len(),
+                map.objects.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Headless simulation: the researchers' main job. Runs the town as fast as the machine
+//! allows and writes `events.jsonl` and `summary.json` to an output folder.
+//!
+//! **Reproducibility guarantee:** with the same map, personas, seed, start time, tick length,
+//! agent count, brain and Agora build, a run writes the same `events.jsonl`, byte for byte, and
+//! so the same `determinism_hash`. Nothing in the event stream depends on wall-clock time,
+//! thread timing or hash-map order. (Editing persona files during a run with `--watch` is
+//! outside the guarantee.)
+
+mod progress;
+mod summary;
+
+pub use summary::{SimSummary, TickStats};
+
+use crate::agents::hot_reload::WatchPersonas;
+use crate::agents::{BrainKind, Roster};
+use crate::event_log::{EventLog, JsonlFileSink};
+use crate::world::{GameClock, MapError, TownMap};
+use crate::{WorldSetup, headless_app};
+use agora_shared::GameTime;
+use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
+use agora_shared::persona::{self, PersonaError};
+use bevy::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Everything a run depends on.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub map: PathBuf,
+    pub personas: PathBuf,
+    /// Number of agents; `None` makes one per persona.
+    pub agents: Option<usize>,
+    pub hours: f64,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub start: GameTime,
+    pub tick_ms: u64,
+    pub brain: BrainKind,
+    /// Hot-reload persona edits during the run.
+    pub watch: bool,
+    /// Show progress on stderr (a bar on a terminal, plain lines otherwise).
+    pub progress: bool,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error("{} persona error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Personas(Vec<PersonaError>),
+    #[error("no persona files in {0}")]
+    NoPersonas(PathBuf),
+    #[error("{0}")]
+    Config(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs a simulation to the end and returns its summary (also written to `summary.json`).
+pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
+    if !(config.hours > 0.0 && config.hours <= 24.0 * 365.0) {
+        return Err(SimError::Config(format!(
+            "--hours must be more than 0 and at most a year, got {}",
+            config.hours
+        )));
+    }
+    if config.agents == Some(0) {
+        return Err(SimError::Config("--agents must be at least 1".into()));
+    }
+    let map = TownMap::load(&config.map)?;
+    let folder =
+        persona::load_folder(&config.personas, &map).map_err(|e| SimError::Personas(vec![e]))?;
+    if !folder.errors.is_empty() {
+        return Err(SimError::Personas(folder.errors));
+    }
+    if folder.personas.is_empty() {
+        return Err(SimError::NoPersonas(config.personas.clone()));
+    }
+    let agents = config.agents.unwrap_or(folder.personas.len());
+    let roster = Roster::new(config.personas.clone(), folder.personas, agents);
+
+    let io = |what: String| move |source| SimError::Io { what, source };
+    std::fs::create_dir_all(&config.out)
+        .map_err(io(format!("cannot create {}", config.out.display())))?;
+    let events_path = config.out.join("events.jsonl");
+    let sink = JsonlFileSink::create(&events_path)
+        .map_err(io(format!("cannot create {}", events_path.display())))?;
+    let mut log = EventLog::new(sink);
+    let clock = GameClock::new(config.start, config.tick_ms);
+    log.record(
+        &clock,
+        Event::RunStarted {
+            format: EVENT_FORMAT_VERSION,
+            seed: config.seed,
+            map: map.world.clone(),
+            start: config.start,
+            tick_ms: config.tick_ms,
+            agents: agents as u32,
+            brain: config.brain.name().into(),
+        },
+    );
+    let personas: Vec<(String, String)> = roster
+        .entries
+        .iter()
+        .map(|e| (e.persona.id.clone(), e.hash.clone()))
+        .collect();
+    let map_name = map.world.clone();
+
+    let mut app = headless_app(WorldSetup {
+        map,
+        roster,
+        clock,
+        seed: config.seed,
+        log,
+    });
+    if config.watch {
+        app.insert_resource(WatchPersonas::default());
+    }
+    app.finish();
+    app.cleanup();
+
+    let game_ms = (config.hours * 3_600_000.0).round() as u64;
+    let ticks = game_ms.div_ceil(config.tick_ms.max(1));
+    let mut progress = progress::Progress::new(config.progress, ticks);
+    let mut tick_times = Vec::with_capacity(ticks as usize);
+    let started = Instant::now();
+    for tick in 0..ticks {
+        let t0 = Instant::now();
+        app.update();
+        tick_times.push(t0.elapsed());
+        progress.update(tick + 1, app.world().resource::<GameClock>().now);
+    }
+    let wall = started.elapsed();
+    progress.finish();
+
+    let world = app.world_mut();
+    let clock = world.resource::<GameClock>().clone();
+    let mut log = world.resource_mut::<EventLog>();
+    log.record(&clock, Event::RunFinished { ticks });
+    let stats = log
+        .finish()
+        .map_err(io(format!("cannot write {}", events_path.display())))?;
+
+    let summary = SimSummary::new(summary::SummaryInputs {
+        config,
+        map: map_name,
+        agents,
+        ticks,
+        wall,
+        stats,
+        personas,
+        tick_times,
+    });
+    summary
+        .write(&config.out.join("summary.json"))
+        .map_err(io(format!(
+            "cannot write {}",
+            config.out.join("summary.json").display()
+        )))?;
+    Ok(summary)
+}

@@ -1,0 +1,102 @@
+use super::SimConfig;
+use crate::event_log::LogStats;
+use agora_shared::events::EVENT_FORMAT_VERSION;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// `summary.json`: what a run was and what it produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimSummary {
+    pub format: u32,
+    pub agora_version: String,
+    pub map: String,
+    pub agents: usize,
+    pub brain: String,
+    pub seed: u64,
+    pub start: String,
+    pub tick_ms: u64,
+    pub game_hours: f64,
+    pub ticks: u64,
+    pub wall_seconds: f64,
+    pub ticks_per_second: f64,
+    /// Event counts by kind.
+    pub events: BTreeMap<String, u64>,
+    pub events_total: u64,
+    pub events_bytes: u64,
+    /// SHA-256 of `events.jsonl`: equal inputs give an equal hash (see the module docs).
+    pub determinism_hash: String,
+    /// Wall-clock cost of one tick.
+    pub tick_us: TickStats,
+    /// Persona id and content hash of every persona the run used (provenance).
+    pub personas: BTreeMap<String, String>,
+}
+
+/// Tick wall-clock statistics, in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TickStats {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl TickStats {
+    pub fn from_durations(times: &[Duration]) -> Self {
+        if times.is_empty() {
+            return Self::default();
+        }
+        let mut us: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+        us.sort_by(f64::total_cmp);
+        let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+        Self {
+            mean: us.iter().sum::<f64>() / us.len() as f64,
+            p50: pick(0.5),
+            p99: pick(0.99),
+            max: us[us.len() - 1],
+        }
+    }
+}
+
+pub(super) struct SummaryInputs<'a> {
+    pub config: &'a SimConfig,
+    pub map: String,
+    pub agents: usize,
+    pub ticks: u64,
+    pub wall: Duration,
+    pub stats: LogStats,
+    pub personas: Vec<(String, String)>,
+    pub tick_times: Vec<Duration>,
+}
+
+impl SimSummary {
+    pub(super) fn new(i: SummaryInputs<'_>) -> Self {
+        let wall_seconds = i.wall.as_secs_f64();
+        Self {
+            format: EVENT_FORMAT_VERSION,
+            agora_version: env!("CARGO_PKG_VERSION").into(),
+            map: i.map,
+            agents: i.agents,
+            brain: i.config.brain.name().into(),
+            seed: i.config.seed,
+            start: i.config.start.to_string(),
+            tick_ms: i.config.tick_ms,
+            game_hours: i.ticks as f64 * i.config.tick_ms as f64 / 3_600_000.0,
+            ticks: i.ticks,
+            wall_seconds,
+            ticks_per_second: i.ticks as f64 / wall_seconds.max(1e-9),
+            determinism_hash: i.stats.determinism_hash(),
+            events: i.stats.by_kind,
+            events_total: i.stats.events,
+            events_bytes: i.stats.bytes,
+            tick_us: TickStats::from_durations(&i.tick_times),
+            personas: i.personas.into_iter().collect(),
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, json + "\n")
+    }
+}

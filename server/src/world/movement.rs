@@ -1,0 +1,140 @@
+//! Walking: an entity with a [`Destination`] walks there along an A* path at walking speed.
+
+use super::path::PathCache;
+use super::{ActorId, GameClock, Occupancy, TownMap};
+use crate::event_log::EventLog;
+use crate::schedule::TickSystems;
+use agora_shared::TilePos;
+use agora_shared::events::Event;
+use bevy::prelude::*;
+use std::sync::Arc;
+
+/// The tile an entity stands on.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Deref)]
+pub struct Position(pub TilePos);
+
+/// Where an entity wants to be. Brains (or players' commands) set it; walking follows.
+#[derive(Component, Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub tile: TilePos,
+    /// Location address of the destination, for the log ("Maple Hollow:Willow Cafe:cafe:counter").
+    pub location: String,
+}
+
+/// An entity on its way: the route and how far along it is.
+#[derive(Component, Debug)]
+pub struct Walking {
+    route: Arc<[TilePos]>,
+    next: usize,
+    /// Distance walked but not yet a whole tile, in thousandths of a tile.
+    carried_milli_tiles: u64,
+}
+
+impl Walking {
+    /// Tiles still to walk.
+    pub fn remaining(&self) -> &[TilePos] {
+        &self.route[self.next..]
+    }
+}
+
+/// Walking speed in tiles per game second (default 0.5: 5 tiles per 10-second sim tick).
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct WalkSpeed {
+    pub tiles_per_second: f64,
+}
+
+impl Default for WalkSpeed {
+    fn default() -> Self {
+        Self {
+            tiles_per_second: 0.5,
+        }
+    }
+}
+
+pub fn plugin(app: &mut App) {
+    app.init_resource::<WalkSpeed>()
+        .init_resource::<PathCache>()
+        .add_systems(
+            Update,
+            (plan_routes, walk).chain().in_set(TickSystems::Move),
+        );
+}
+
+/// Finds a route for every new or changed destination.
+fn plan_routes(
+    mut commands: Commands,
+    map: Res<TownMap>,
+    clock: Res<GameClock>,
+    mut cache: ResMut<PathCache>,
+    mut log: ResMut<EventLog>,
+    movers: Query<(Entity, &ActorId, &Position, &Destination), Changed<Destination>>,
+) {
+    for (entity, actor, position, destination) in &movers {
+        if position.0 == destination.tile {
+            commands.entity(entity).remove::<Walking>();
+            log.record(&clock, arrive(actor, destination));
+            continue;
+        }
+        match cache.route(&map, position.0, destination.tile) {
+            Some(route) => {
+                commands.entity(entity).insert(Walking {
+                    route,
+                    next: 0,
+                    carried_milli_tiles: 0,
+                });
+            }
+            None => {
+                warn!(
+                    "{} cannot reach {} ({}) from {}; staying put",
+                    actor.0, destination.location, destination.tile, position.0
+                );
+                commands.entity(entity).remove::<(Walking, Destination)>();
+            }
+        }
+    }
+}
+
+/// Moves walkers along their routes by this tick's share of their speed.
+fn walk(
+    mut commands: Commands,
+    clock: Res<GameClock>,
+    speed: Res<WalkSpeed>,
+    mut occupancy: ResMut<Occupancy>,
+    mut log: ResMut<EventLog>,
+    mut walkers: Query<(Entity, &ActorId, &mut Position, &mut Walking, &Destination)>,
+) {
+    let per_tick = (speed.tiles_per_second * clock.ms_per_tick as f64).round() as u64;
+    for (entity, actor, mut position, mut walking, destination) in &mut walkers {
+        let budget = walking.carried_milli_tiles + per_tick;
+        let steps = ((budget / 1000) as usize).min(walking.remaining().len());
+        walking.carried_milli_tiles = budget % 1000;
+        if steps == 0 {
+            continue;
+        }
+        let from = position.0;
+        let to = walking.route[walking.next + steps - 1];
+        walking.next += steps;
+        position.0 = to;
+        occupancy.relocate(entity, from, to);
+        log.record(
+            &clock,
+            Event::Move {
+                agent: actor.0.clone(),
+                from,
+                to,
+            },
+        );
+        if walking.remaining().is_empty() {
+            commands.entity(entity).remove::<Walking>();
+            log.record(&clock, arrive(actor, destination));
+        }
+    }
+}
+
+fn arrive(actor: &ActorId, destination: &Destination) -> Event {
+    Event::Arrive {
+        agent: actor.0.clone(),
+        location: destination.location.clone(),
+        tile: destination.tile,
+    }
+}

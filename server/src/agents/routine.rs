@@ -264,3 +264,154 @@ pub fn place_slot(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_shared::persona::{Context, parse_persona};
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn town() -> TownMap {
+        TownMap::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
+        )
+        .unwrap()
+    }
+
+    const BARTENDER: &str = r#"
+name = "Night Owl"
+age = 35
+traits = ["calm"]
+backstory = "Works nights."
+lifestyle = "Late."
+speech_style = "Dry."
+wake = "10:00"
+sleep = "02:00"
+home = "Brennan House:bedroom"
+author = "tests"
+license = "CC0-1.0"
+
+[work]
+place = "Copper Kettle Bar:bar"
+start = "17:00"
+end = "01:00"
+activity = "tending bar"
+
+[[visits]]
+place = "Riverside Park"
+at = "12:00"
+minutes = 60
+activity = "walking by the river"
+
+[[visits]]
+place = "Elm Street Market"
+at = "12:30"
+minutes = 30
+activity = "buying groceries"
+"#;
+
+    fn persona(map: &TownMap) -> Persona {
+        parse_persona(
+            Path::new("night_owl.toml"),
+            BARTENDER,
+            Context {
+                places: map,
+                persona_ids: &BTreeSet::new(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plan_is_contiguous_and_follows_the_persona() {
+        let map = town();
+        let p = persona(&map);
+        for seed in 0..20 {
+            let plan = day_plan(&p, seed, 0);
+            for pair in plan.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start, "gap or overlap in {plan:#?}");
+                assert!(pair[0].start < pair[0].end, "empty slot in {plan:#?}");
+            }
+            let names: Vec<&str> = plan.iter().map(|s| s.description.as_str()).collect();
+            assert_eq!(names.first(), Some(&"waking up"));
+            assert_eq!(names.last(), Some(&"sleeping"));
+            // The overlapping visit starts when the earlier one ends, keeping its length.
+            let walk = plan
+                .iter()
+                .position(|s| s.description == "walking by the river")
+                .unwrap();
+            assert_eq!(plan[walk + 1].description, "buying groceries");
+            assert_eq!(plan[walk + 1].end - plan[walk + 1].start, 30);
+            let work = plan
+                .iter()
+                .find(|s| s.description == "tending bar")
+                .unwrap();
+            assert!(
+                (work.start - (17 * 60)).abs() <= 2 * JITTER_MINUTES,
+                "{work:?}"
+            );
+            // Work ends after midnight, then home and to bed around 02:00.
+            assert!(work.end > MINUTES_PER_DAY);
+            let sleep = plan.last().unwrap();
+            assert!(
+                (sleep.start - (26 * 60)).abs() <= JITTER_MINUTES,
+                "{sleep:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plans_are_reproducible_and_vary_by_seed_and_day() {
+        let map = town();
+        let p = persona(&map);
+        assert_eq!(day_plan(&p, 7, 3), day_plan(&p, 7, 3));
+        let wakes: BTreeSet<i64> = (0..10).map(|seed| day_plan(&p, seed, 0)[0].start).collect();
+        assert!(
+            wakes.len() > 3,
+            "wake times do not vary with the seed: {wakes:?}"
+        );
+        let days: BTreeSet<i64> = (0..10)
+            .map(|d| day_plan(&p, 7, d)[0].start - d * MINUTES_PER_DAY)
+            .collect();
+        assert!(days.len() > 3, "wake times do not vary by day: {days:?}");
+    }
+
+    #[test]
+    fn slot_at_agrees_with_the_plan_across_midnight() {
+        let map = town();
+        let p = persona(&map);
+        // 00:30 on day 1: still at the bar from the night before.
+        let (slot, day) = slot_at(&p, 1, 30);
+        assert_eq!((slot.description.as_str(), day), ("tending bar", -1));
+        for minute in (0..3 * MINUTES_PER_DAY).step_by(7) {
+            let (slot, _) = slot_at(&p, 1, minute);
+            assert!(
+                slot.start <= minute && minute < slot.end,
+                "{minute}: {slot:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn slots_land_on_objects_in_the_right_places() {
+        let map = town();
+        let p = persona(&map);
+        for slot in day_plan(&p, 1, 0) {
+            let (tile, address) = place_slot(&map, &p, 1, 0, &slot).unwrap();
+            assert!(map.is_walkable(tile));
+            let expected = match &slot.target {
+                Target::Bed => "Maple Hollow:Brennan House:bedroom:bed".to_string(),
+                Target::HomeKitchen => {
+                    "Maple Hollow:Brennan House:kitchen:dining table".to_string()
+                }
+                Target::HomeLounge => "Maple Hollow:Brennan House:living room:sofa".to_string(),
+                Target::Place(place) => format!("Maple Hollow:{place}"),
+            };
+            assert!(
+                address.starts_with(&expected),
+                "{address} is not in {expected}"
+            );
+        }
+    }
+}

@@ -544,3 +544,193 @@ fn check_connected(map: &TownMap) -> Result<(), String> {
         list.join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn shipped_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj")
+    }
+
+    fn shipped_json() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(shipped_path()).unwrap()).unwrap()
+    }
+
+    fn layer<'a>(map: &'a mut Value, name: &str) -> &'a mut Value {
+        map["layers"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|l| l["name"] == name)
+            .unwrap()
+    }
+
+    fn load(map: &Value) -> Result<TownMap, MapError> {
+        TownMap::from_json(Path::new("broken.tmj"), &map.to_string())
+    }
+
+    #[test]
+    fn shipped_town_has_the_places_personas_need() {
+        let map = TownMap::load(&shipped_path()).unwrap();
+        assert_eq!(map.world, "Maple Hollow");
+        assert_eq!((map.width, map.height), (120, 64));
+        for sector in [
+            "Willow Cafe",
+            "Elm Street Market",
+            "Riverside Park",
+            "Maple Hill College",
+            "Copper Kettle Bar",
+            "Town Hall",
+            "Maple Hill Dormitory",
+        ] {
+            assert!(map.sector_by_name(sector).is_some(), "{sector} missing");
+        }
+        assert_eq!(map.sectors.len(), 17);
+        let cafe = map.resolve("Willow Cafe:cafe").unwrap();
+        let counter = map.find_object(cafe, "counter").unwrap();
+        assert_eq!(
+            map.object_address(counter),
+            "Maple Hollow:Willow Cafe:cafe:counter"
+        );
+        let tile = map.objects[counter].tile;
+        assert!(map.is_walkable(tile));
+        assert_eq!(
+            map.address_at(tile),
+            "Maple Hollow:Willow Cafe:cafe:counter"
+        );
+        assert!(map.check_home("Maple Hill Dormitory:room 2").is_ok());
+        assert!(
+            map.check_home("Willow Cafe")
+                .unwrap_err()
+                .contains("no `bed`")
+        );
+        let err = map.check_place("Willow Cafe:attic").unwrap_err();
+        assert!(
+            err.contains("no arena \"attic\"") && err.contains("cafe, kitchen"),
+            "{err}"
+        );
+        assert!(
+            map.check_place("Nowhere")
+                .unwrap_err()
+                .contains("no sector \"Nowhere\"")
+        );
+    }
+
+    #[test]
+    fn missing_collision_layer_is_named() {
+        let mut json = shipped_json();
+        layer(&mut json, "collision")["name"] = "walls".into();
+        let err = load(&json).unwrap_err();
+        assert_eq!(err.file, Path::new("broken.tmj"));
+        assert!(
+            err.to_string()
+                .starts_with("broken.tmj: no tile layer named \"collision\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn arena_outside_every_sector_is_refused() {
+        let mut json = shipped_json();
+        let arena = &mut layer(&mut json, "arenas")["objects"][0];
+        arena["x"] = 0.into();
+        arena["y"] = 0.into();
+        let err = load(&json).unwrap_err();
+        assert!(
+            err.message.contains("arena \"main bedroom\"")
+                && err.message.contains("not inside any sector"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn object_outside_every_arena_is_refused() {
+        let mut json = shipped_json();
+        let object = &mut layer(&mut json, "objects")["objects"][0];
+        object["x"] = 0.into();
+        object["y"] = 0.into();
+        assert!(
+            load(&json)
+                .unwrap_err()
+                .message
+                .contains("not inside any arena")
+        );
+    }
+
+    #[test]
+    fn walled_off_room_is_found() {
+        let mut json = shipped_json();
+        let width = json["width"].as_u64().unwrap() as usize;
+        // Wall in the whole of Price Cottage (x 32..46, y 15..25), doors included.
+        let data = layer(&mut json, "collision")["data"]
+            .as_array_mut()
+            .unwrap();
+        for y in 15..25 {
+            for x in 32..46 {
+                let edge = y == 15 || y == 24 || x == 32 || x == 45;
+                if edge {
+                    data[y * width + x] = 3.into();
+                }
+            }
+        }
+        let err = load(&json).unwrap_err();
+        assert!(err.message.contains("cannot be reached on foot"), "{err}");
+        assert!(
+            err.message
+                .contains("Price Cottage: bedroom, kitchen, living room"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unsupported_formats_say_what_to_do() {
+        let mut json = shipped_json();
+        layer(&mut json, "collision")["encoding"] = "base64".into();
+        assert!(
+            load(&json)
+                .unwrap_err()
+                .message
+                .contains("Tile Layer Format: CSV")
+        );
+        let mut json = shipped_json();
+        json["infinite"] = true.into();
+        assert!(load(&json).unwrap_err().message.contains("infinite"));
+        let err = TownMap::from_json(Path::new("x.tmj"), "{ not json").unwrap_err();
+        assert!(
+            err.message.contains("not a Tiled JSON map (line 1)"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let tmx = dir.path().join("town.tmx");
+        std::fs::write(&tmx, "<map/>").unwrap();
+        assert!(
+            TownMap::load(&tmx)
+                .unwrap_err()
+                .message
+                .contains("Export As > JSON")
+        );
+    }
+
+    #[test]
+    fn duplicate_and_colon_names_are_refused() {
+        let mut json = shipped_json();
+        let sectors = &mut layer(&mut json, "sectors")["objects"];
+        sectors[1]["name"] = sectors[0]["name"].clone();
+        assert!(
+            load(&json)
+                .unwrap_err()
+                .message
+                .contains("two sectors are named")
+        );
+        let mut json = shipped_json();
+        layer(&mut json, "sectors")["objects"][0]["name"] = "A:B".into();
+        assert!(
+            load(&json)
+                .unwrap_err()
+                .message
+                .contains("may not contain ':'")
+        );
+    }
+}

@@ -138,3 +138,118 @@ fn arrive(actor: &ActorId, destination: &Destination) -> Event {
         tile: destination.tile,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_log::MemorySink;
+    use bevy::state::app::StatesPlugin;
+    use std::path::Path;
+
+    /// The world plugins without agents: a map, a clock, a memory log.
+    fn world_app() -> (App, MemorySink) {
+        let map = TownMap::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
+        )
+        .unwrap();
+        let sink = MemorySink::default();
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, StatesPlugin))
+            .insert_resource(map)
+            .insert_resource(GameClock::new("05:59".parse().unwrap(), 10_000))
+            .insert_resource(EventLog::new(sink.clone()))
+            .add_plugins((
+                crate::schedule::plugin,
+                crate::event_log::plugin,
+                crate::world::plugin,
+            ));
+        (app, sink)
+    }
+
+    #[test]
+    fn walker_follows_the_route_at_walking_speed_and_arrives() {
+        let (mut app, sink) = world_app();
+        let from = TilePos::new(10, 28);
+        let to = TilePos::new(30, 28);
+        let walker = app
+            .world_mut()
+            .spawn((
+                ActorId("walker".into()),
+                Position(from),
+                Destination {
+                    tile: to,
+                    location: "the street".into(),
+                },
+            ))
+            .id();
+        // 0.5 tiles/s and 10 s ticks: 5 tiles per tick, 20 tiles in 4 ticks.
+        for _ in 0..4 {
+            app.update();
+        }
+        assert_eq!(app.world().get::<Position>(walker).unwrap().0, to);
+        assert!(app.world().get::<Walking>(walker).is_none());
+        assert_eq!(app.world().resource::<Occupancy>().at(to), &[walker]);
+        assert!(app.world().resource::<Occupancy>().at(from).is_empty());
+        let events: Vec<Event> = sink.snapshot().into_iter().map(|r| r.event).collect();
+        let moves: Vec<(TilePos, TilePos)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Move { from, to, .. } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moves.len(), 4);
+        assert!(moves.iter().all(|(a, b)| a.manhattan(*b) == 5), "{moves:?}");
+        assert!(events.contains(&Event::Arrive {
+            agent: "walker".into(),
+            location: "the street".into(),
+            tile: to
+        }));
+    }
+
+    #[test]
+    fn unreachable_destination_is_dropped_not_retried() {
+        let (mut app, _) = world_app();
+        let walker = app
+            .world_mut()
+            .spawn((
+                ActorId("walker".into()),
+                Position(TilePos::new(10, 28)),
+                Destination {
+                    tile: TilePos::new(5, 63),
+                    location: "the river".into(),
+                },
+            ))
+            .id();
+        app.update();
+        assert!(app.world().get::<Destination>(walker).is_none());
+        assert_eq!(
+            app.world().get::<Position>(walker).unwrap().0,
+            TilePos::new(10, 28)
+        );
+    }
+
+    #[test]
+    fn day_phase_follows_the_clock_and_is_logged() {
+        let (mut app, sink) = world_app();
+        // Starts at 05:59, night; one tick (10 s) per update; morning from 06:00.
+        for _ in 0..8 {
+            app.update();
+        }
+        assert_eq!(
+            *app.world()
+                .resource::<State<crate::world::DayPhase>>()
+                .get(),
+            crate::world::DayPhase::Morning
+        );
+        let phases: Vec<String> = sink
+            .snapshot()
+            .into_iter()
+            .filter_map(|r| match r.event {
+                Event::DayPhase { phase } => Some(phase),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(phases, ["night", "morning"]);
+    }
+}

@@ -52,3 +52,66 @@ impl PathCache {
         route
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn town() -> TownMap {
+        TownMap::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn path_goes_through_doors_on_walkable_tiles() {
+        let map = town();
+        let bed = map
+            .find_object(map.resolve("Alvarez House:main bedroom").unwrap(), "bed")
+            .unwrap();
+        let bar = map
+            .find_object(map.resolve("Copper Kettle Bar").unwrap(), "stage")
+            .unwrap();
+        let (from, to) = (map.objects[bed].tile, map.objects[bar].tile);
+        let path = find_path(&map, from, to).unwrap();
+        assert_eq!(*path.last().unwrap(), to);
+        let mut previous = from;
+        for step in &path {
+            assert!(map.is_walkable(*step), "{step} is a wall");
+            assert_eq!(
+                previous.manhattan(*step),
+                1,
+                "jump from {previous} to {step}"
+            );
+            previous = *step;
+        }
+        // A* finds a shortest route: never shorter than the straight-line bound.
+        assert!(path.len() as u32 >= from.manhattan(to));
+    }
+
+    #[test]
+    fn unreachable_or_blocked_targets_give_none() {
+        let map = town();
+        let wall = TilePos::new(2, 3);
+        assert!(!map.is_walkable(wall));
+        assert!(find_path(&map, TilePos::new(0, 0), wall).is_none());
+        let river = TilePos::new(5, map.height - 1);
+        assert!(find_path(&map, TilePos::new(0, 0), river).is_none());
+    }
+
+    #[test]
+    fn cache_returns_the_same_route() {
+        let map = town();
+        let mut cache = PathCache::default();
+        let a = cache
+            .route(&map, TilePos::new(0, 0), TilePos::new(30, 28))
+            .unwrap();
+        let b = cache
+            .route(&map, TilePos::new(0, 0), TilePos::new(30, 28))
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!((cache.hits, cache.misses), (1, 1));
+    }
+}

@@ -47,7 +47,7 @@ impl Progress {
         match &self.mode {
             Mode::Off => {}
             Mode::Bar(bar) => {
-                if done % 64 == 0 || done == self.total {
+                if done.is_multiple_of(64) || done == self.total {
                     bar.set_position(done);
                     bar.set_message(format!("{now} | {rate:.0} ticks/s"));
                 }

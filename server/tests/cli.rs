@@ -1,0 +1,231 @@
+//! The `agora-server` binary as users run it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora-server"))
+        .args(args)
+        .env("AGORA_ASSETS", common::assets())
+        .output()
+        .expect("agora-server runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn shipped_personas_pass_the_check() {
+    let out = agora(&["persona", "check"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("persona check: 25 personas valid"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn shipped_map_passes_the_check() {
+    let out = agora(&["map", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("map check: ok, 17 sectors"));
+}
+
+/// One broken copy of a shipped persona: the edit, and the field the error must name.
+struct Broken {
+    what: &'static str,
+    edit: fn(&str) -> String,
+    /// Text on the line the error must point at.
+    line_with: &'static str,
+    says: &'static str,
+}
+
+fn replace_line(text: &str, key: &str, with: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.trim_start().starts_with(key) {
+                done = true;
+                with.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const BROKEN: &[Broken] = &[
+    Broken {
+        what: "misspelled field",
+        edit: |t| replace_line(t, "wake =", "wak = \"06:00\""),
+        line_with: "wak =",
+        says: "unknown field `wak`",
+    },
+    Broken {
+        what: "wake hour of 27",
+        edit: |t| replace_line(t, "wake =", "wake = \"27:00\""),
+        line_with: "wake =",
+        says: "field `wake`: hour 27 is out of range",
+    },
+    Broken {
+        what: "unknown home",
+        edit: |t| replace_line(t, "home =", "home = \"Atlantis\""),
+        line_with: "home =",
+        says: "field `home`: no sector \"Atlantis\"",
+    },
+    Broken {
+        what: "relationship to a missing persona",
+        edit: |t| replace_line(t, "with =", "with = \"nobody_here\""),
+        line_with: "with =",
+        says: "no persona \"nobody_here\"",
+    },
+    Broken {
+        what: "age out of range",
+        edit: |t| replace_line(t, "age =", "age = 400"),
+        line_with: "age =",
+        says: "field `age`: 400 is out of range",
+    },
+    Broken {
+        what: "unknown place in a visit",
+        edit: |t| replace_line(t, "place =", "place = \"Willow Cafe:attic\""),
+        line_with: "place =",
+        says: "no arena \"attic\"",
+    },
+    Broken {
+        what: "bedtime too early",
+        edit: |t| replace_line(t, "sleep =", "sleep = \"07:00\""),
+        line_with: "sleep =",
+        says: "expected at least 8 hours later",
+    },
+    Broken {
+        what: "TOML syntax error",
+        edit: |t| replace_line(t, "age =", "age = = 3"),
+        line_with: "age =",
+        says: "",
+    },
+    Broken {
+        what: "wrong type",
+        edit: |t| replace_line(t, "age =", "age = \"old\""),
+        line_with: "age =",
+        says: "",
+    },
+];
+
+#[test]
+fn each_broken_copy_fails_naming_file_and_line() {
+    let shipped = common::assets().join("personas");
+    for case in BROKEN {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let victim = dir.path().join("marisol_alvarez.toml");
+        let original = std::fs::read_to_string(&victim).unwrap();
+        let broken = (case.edit)(&original);
+        assert_ne!(broken, original, "{}: the edit changed nothing", case.what);
+        std::fs::write(&victim, &broken).unwrap();
+        let line = broken
+            .lines()
+            .position(|l| l.contains(case.line_with))
+            .unwrap()
+            + 1;
+
+        let out = agora(&["persona", "check", dir.path().to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{}: check passed", case.what);
+        let location = format!("{}:{line}:", victim.display());
+        assert!(
+            stderr.contains(&location),
+            "{}: expected {location} in:\n{stderr}",
+            case.what
+        );
+        assert!(
+            stderr.contains(case.says),
+            "{}: expected {:?} in:\n{stderr}",
+            case.what,
+            case.says
+        );
+        assert!(
+            stderr.contains("1 error(s) in 1 of 25 file(s)"),
+            "{}: {stderr}",
+            case.what
+        );
+    }
+}
+
+#[test]
+fn sim_reports_bad_arguments_clearly() {
+    let out = agora(&["sim", "--hours", "0", "--out", "/tmp/never-written"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--hours must be more than 0"));
+    assert!(!Path::new("/tmp/never-written").exists());
+    let out = agora(&["sim", "--start", "25:00"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("hour 25 is out of range"));
+    let out = agora(&["sim", "--personas", "/nonexistent/personas"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot read persona folder"));
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["sim", "--help"],
+        &["persona", "check", "--help"],
+        &["map", "check", "--help"],
+    ] {
+        let out = agora(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stdout).contains("Usage: agora-server"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn sim_writes_events_and_summary() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let personas = common::two_personas();
+    let out = agora(&[
+        "sim",
+        "--hours",
+        "2",
+        "--seed",
+        "5",
+        "--personas",
+        personas.path().to_str().unwrap(),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Not a terminal here: plain progress lines.
+    assert!(
+        stderr.contains("sim: 100% game time day 1 02:00:00"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["agents"], 2);
+    assert_eq!(summary["ticks"], 720);
+    assert_eq!(summary["game_hours"], 2.0);
+    let events = std::fs::read_to_string(out_dir.path().join("events.jsonl")).unwrap();
+    assert_eq!(
+        events.lines().count() as u64,
+        summary["events_total"].as_u64().unwrap()
+    );
+    let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "run_started");
+    assert_eq!(first["seed"], 5);
+    assert!(text(&out.stdout).contains(summary["determinism_hash"].as_str().unwrap()));
+}

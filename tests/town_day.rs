@@ -1,5 +1,7 @@
 //! A whole game day of the shipped town, 25 agents on the routine brain: everyone wakes,
-//! leaves home, visits at least two places and sleeps at home, and runs are reproducible.
+//! leaves home, visits at least two places, comes home and goes to bed there, and runs are
+//! reproducible. (Night owls go to bed after midnight: in a day from 00:00 their bedtime at home
+//! falls early on day 1, before their outings.)
 
 use agora_server::agents::BrainKind;
 use agora_server::sim::{self, SimConfig, SimSummary};
@@ -42,9 +44,12 @@ struct Day<'a> {
     places_away: BTreeSet<&'a str>,
     /// An away arrival happened before this point in the agent's events.
     been_out: bool,
-    /// The last activity was "sleeping" at home, and the agent then reached its bed.
+    /// The current activity is "sleeping" at home, at this location (the bed).
     sleeping_at_home: Option<&'a str>,
-    slept_at_home_after_outing: bool,
+    /// Went to bed at home during the run (the placement at tick 0 does not count).
+    slept_at_home: bool,
+    /// Came home after being out.
+    came_home: bool,
 }
 
 fn sector_of(location: &str) -> &str {
@@ -77,8 +82,10 @@ fn read_days(events: &[EventRecord]) -> BTreeMap<&str, Day<'_>> {
                 if sector != day.home_sector {
                     day.places_away.insert(sector);
                     day.been_out = true;
-                } else if day.been_out && day.sleeping_at_home == Some(location.as_str()) {
-                    day.slept_at_home_after_outing = true;
+                } else {
+                    day.came_home |= day.been_out;
+                    day.slept_at_home |=
+                        record.tick > 0 && day.sleeping_at_home == Some(location.as_str());
                 }
             }
             _ => {}
@@ -124,9 +131,10 @@ fn a_town_day_is_lived_and_reproducible() {
             day.places_away.len() >= 2,
             "{agent} visited fewer than two places: {day:?}"
         );
+        assert!(day.came_home, "{agent} never came home: {day:?}");
         assert!(
-            day.slept_at_home_after_outing,
-            "{agent} did not go home to sleep: {day:?}"
+            day.slept_at_home,
+            "{agent} did not go to bed at home: {day:?}"
         );
     }
 }

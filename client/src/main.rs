@@ -5,7 +5,10 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 
 fn main() -> AppExit {
-    println!("agora-client {}: the game client is not built yet", env!("CARGO_PKG_VERSION"));
+    println!(
+        "agora-client {}: the game client is not built yet",
+        env!("CARGO_PKG_VERSION")
+    );
     App::new()
         .add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_once()))
         .run()

@@ -101,7 +101,7 @@ fn parse_game_time(s: &str) -> Result<GameTime, String> {
 pub fn locate_assets(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(dir) = explicit {
         return if dir.is_dir() {
-            Ok(dir.to_path_buf())
+            Ok(tidy(dir))
         } else {
             Err(format!("assets folder {} does not exist", dir.display()))
         };
@@ -113,12 +113,17 @@ pub fn locate_assets(explicit: Option<&Path>) -> Result<PathBuf, String> {
     candidates
         .iter()
         .find(|d| d.join("maps").is_dir())
-        .cloned()
+        .map(|d| tidy(d))
         .ok_or_else(|| {
             "cannot find the assets folder: run from the repository root, or pass --assets DIR \
              (or set AGORA_ASSETS)"
                 .to_string()
         })
+}
+
+/// A path without `..` (for messages), if it can be resolved.
+fn tidy(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 const DEFAULT_MAP: &str = "maps/maple_hollow.tmj";
@@ -203,13 +208,9 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                     &p.content_hash()[..12]
                 );
             }
-            let files = report.personas.len()
-                + report
-                    .errors
-                    .iter()
-                    .map(|e| &e.file)
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len();
+            let broken_files: std::collections::BTreeSet<_> =
+                report.errors.iter().map(|e| &e.file).collect();
+            let files = report.personas.len() + broken_files.len();
             if report.errors.is_empty() {
                 println!(
                     "persona check: {} personas valid in {}",
@@ -221,7 +222,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 eprintln!(
                     "persona check: {} error(s) in {} of {files} file(s)",
                     report.errors.len(),
-                    files - report.personas.len()
+                    broken_files.len()
                 );
                 Ok(ExitCode::FAILURE)
             }

@@ -122,7 +122,7 @@ pub fn parse_persona(
                 file: path.to_path_buf(),
                 line,
                 field: String::new(),
-                message: e.message().trim().to_string(),
+                message: with_suggestion(e.message().trim()),
             });
             return Err(check.errors);
         }
@@ -133,6 +133,42 @@ pub fn parse_persona(
     } else {
         Err(check.errors)
     }
+}
+
+/// Adds "did you mean `wake`?" to serde's "unknown field `wak`, expected one of ..." message.
+fn with_suggestion(message: &str) -> String {
+    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let Some((unknown, known)) = names
+        .split_first()
+        .filter(|_| message.starts_with("unknown field"))
+    else {
+        return message.to_string();
+    };
+    let closest = known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 2);
+    match closest {
+        Some((_, k)) => format!("{message} (did you mean `{k}`?)"),
+        None => message.to_string(),
+    }
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// 1-based line of a byte offset.

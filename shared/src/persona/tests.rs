@@ -108,6 +108,9 @@ fn misspelled_field_names_line_and_field() {
     let e = single_error("wake = \"06:00\"", "wak = \"06:00\"");
     assert_eq!(e.line, line_of("wake =", VALID));
     assert!(e.message.contains("unknown field `wak`"), "{e}");
+    assert!(e.message.ends_with("(did you mean `wake`?)"), "{e}");
+    let e = single_error("wake = \"06:00\"", "zzzzzz = \"06:00\"");
+    assert!(!e.message.contains("did you mean"), "{e}");
 }
 
 #[test]

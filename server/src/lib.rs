@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod cli;
 pub mod event_log;
+pub mod llm;
 pub mod schedule;
 pub mod sim;
 pub mod world;

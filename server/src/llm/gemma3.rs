@@ -1,0 +1,457 @@
+//! Gemma 3 forward pass on candle-core's quantized matmuls, written for this project.
+//!
+//! Why our own: candle 0.11.1's `quantized_gemma3` uses SiLU where Gemma uses GELU (tanh),
+//! builds RoPE tables for 131,072 positions per layer (~2.4 GB), cannot run a multi-token chunk
+//! after a cached prefix, never applies the sliding window while decoding, and dequantises the
+//! 262k x 640 embedding table to f32. This version fixes all five, and adds what agents need:
+//! explicit positions and segments, so several candidate continuations of one prompt are scored
+//! in one pass (each attends to the shared prefix and to itself only), and logits computed only
+//! for the rows that are asked for.
+//!
+//! Layout follows llama.cpp's `gemma3` graph: GGUF norm weights already include Gemma's `+1`;
+//! q/k RMS-norm before NeoX RoPE; layers `i % 6 == 5` are global (theta from the file), the
+//! others slide over 512 positions (theta 10,000); GELU-tanh gated MLP; post-attention and
+//! post-FFN norms; output tied to the embedding; no soft-capping.
+
+use super::LlmError;
+use super::gguf::GgufFile;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{D, DType, Device, Module, Tensor};
+use std::sync::Arc;
+
+/// Model shape, from the GGUF metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub eps: f64,
+    pub rope_global: f64,
+    pub rope_local: f64,
+    pub sliding_window: usize,
+    pub sliding_pattern: usize,
+    /// Longest sequence this instance serves (bounds the RoPE tables and caches).
+    pub max_context: usize,
+}
+
+impl Config {
+    pub fn from_gguf(file: &GgufFile, max_context: usize) -> Result<Self, LlmError> {
+        let arch = file.string("general.architecture")?;
+        if arch != "gemma3" {
+            return Err(LlmError::Model(format!(
+                "{}: architecture {arch:?}, expected \"gemma3\"",
+                file.path.display()
+            )));
+        }
+        let u = |k: &str| file.uint(&format!("gemma3.{k}")).map(|v| v as usize);
+        let heads = u("attention.head_count")?;
+        let kv_heads = u("attention.head_count_kv").unwrap_or(heads);
+        let head_dim = u("attention.key_length")?;
+        let config = Self {
+            layers: u("block_count")?,
+            hidden: u("embedding_length")?,
+            heads,
+            kv_heads,
+            head_dim,
+            vocab: 0,
+            eps: file
+                .float("gemma3.attention.layer_norm_rms_epsilon")
+                .unwrap_or(1e-6),
+            rope_global: file.float("gemma3.rope.freq_base").unwrap_or(1_000_000.0),
+            rope_local: file.float("gemma3.rope.freq_base_swa").unwrap_or(10_000.0),
+            sliding_window: u("attention.sliding_window").unwrap_or(512),
+            sliding_pattern: u("attention.sliding_window_pattern").unwrap_or(6).max(1),
+            max_context: max_context.min(u("context_length").unwrap_or(max_context)),
+        };
+        let sane = config.layers > 0
+            && config.layers <= 512
+            && config.heads > 0
+            && config.kv_heads > 0
+            && config.heads.is_multiple_of(config.kv_heads)
+            && config.head_dim.is_multiple_of(2)
+            && config.head_dim <= 1024
+            && config.hidden > 0
+            && config.max_context > 0;
+        if !sane {
+            return Err(LlmError::Model(format!(
+                "{}: inconsistent shape {config:?}",
+                file.path.display()
+            )));
+        }
+        Ok(config)
+    }
+
+    fn is_sliding(&self, layer: usize) -> bool {
+        layer % self.sliding_pattern < self.sliding_pattern - 1
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    q: QMatMul,
+    k: QMatMul,
+    v: QMatMul,
+    q_norm: Tensor,
+    k_norm: Tensor,
+    o: QMatMul,
+    post_attn_norm: Tensor,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+    post_ffn_norm: Tensor,
+    sliding: bool,
+}
+
+/// The loaded model. Immutable and shareable; per-sequence state lives in [`KvCache`].
+pub struct Gemma3 {
+    pub config: Config,
+    embedding: Arc<QTensor>,
+    head: QMatMul,
+    output_norm: Tensor,
+    layers: Vec<Layer>,
+    /// cos and sin, (max_context, head_dim / 2), for local and global layers.
+    rope_local: (Tensor, Tensor),
+    rope_global: (Tensor, Tensor),
+    embed_scale: f64,
+}
+
+/// Keys and values of one sequence, per layer: `(kv_heads, capacity, head_dim)` buffers.
+#[derive(Clone)]
+pub struct KvCache {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    /// Absolute position of each cached entry (positions may repeat across segments).
+    pub positions: Vec<usize>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Forgets everything after the first `len` entries.
+    pub fn truncate(&mut self, len: usize) {
+        self.positions.truncate(len);
+    }
+
+    /// A deep copy of the first `len` entries (a prompt-prefix snapshot).
+    pub fn snapshot(&self, len: usize) -> Result<KvCache, LlmError> {
+        let len = len.min(self.len());
+        let copy = |t: &Tensor| -> Result<Tensor, LlmError> {
+            let capacity = len.max(16);
+            let (kv, _, hd) = t.dims3()?;
+            let buffer = Tensor::zeros((kv, capacity, hd), DType::F32, &Device::Cpu)?;
+            if len > 0 {
+                buffer.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+            }
+            Ok(buffer)
+        };
+        Ok(KvCache {
+            keys: self.keys.iter().map(copy).collect::<Result<_, _>>()?,
+            values: self.values.iter().map(copy).collect::<Result<_, _>>()?,
+            positions: self.positions[..len].to_vec(),
+        })
+    }
+
+    /// Bytes held by the buffers.
+    pub fn bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(&self.values)
+            .map(|t| t.elem_count() * 4)
+            .sum()
+    }
+
+    fn capacity(&self) -> usize {
+        self.keys.first().map_or(0, |k| k.dims()[1])
+    }
+
+    /// Makes room for `extra` more entries, doubling the buffers when full.
+    fn reserve(&mut self, extra: usize) -> Result<(), LlmError> {
+        let needed = self.len() + extra;
+        if needed <= self.capacity() {
+            return Ok(());
+        }
+        let capacity = needed.next_power_of_two().max(64);
+        let len = self.len();
+        let grow = |t: &Tensor| -> Result<Tensor, LlmError> {
+            let (kv, _, hd) = t.dims3()?;
+            let buffer = Tensor::zeros((kv, capacity, hd), DType::F32, &Device::Cpu)?;
+            if len > 0 {
+                buffer.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+            }
+            Ok(buffer)
+        };
+        self.keys = self.keys.iter().map(grow).collect::<Result<_, _>>()?;
+        self.values = self.values.iter().map(grow).collect::<Result<_, _>>()?;
+        Ok(())
+    }
+}
+
+/// One chunk of tokens to run: their positions, and which segment each belongs to. Tokens
+/// attend to the whole cache (by position and sliding window) and to earlier tokens of the
+/// chunk in the same segment. One segment is ordinary decoding; several score alternatives.
+pub struct Chunk<'a> {
+    pub tokens: &'a [u32],
+    pub positions: &'a [usize],
+    pub segments: Option<&'a [u32]>,
+    /// Rows of the chunk to return logits for.
+    pub logits_for: &'a [usize],
+    /// Keep the chunk's keys and values in the cache afterwards.
+    pub keep: bool,
+}
+
+impl Gemma3 {
+    pub fn load(file: &mut GgufFile, max_context: usize) -> Result<Self, LlmError> {
+        let mut config = Config::from_gguf(file, max_context)?;
+        let embedding = Arc::new(file.tensor("token_embd.weight")?);
+        let (vocab, hidden) = embedding.shape().dims2()?;
+        if hidden != config.hidden {
+            return Err(LlmError::Model(format!(
+                "token_embd is {vocab}x{hidden}, expected hidden size {}",
+                config.hidden
+            )));
+        }
+        config.vocab = vocab;
+        let head = if file.has_tensor("output.weight") {
+            QMatMul::from_qtensor(file.tensor("output.weight")?)?
+        } else {
+            QMatMul::from_arc(embedding.clone())?
+        };
+        let dense = |file: &mut GgufFile, name: &str| -> Result<Tensor, LlmError> {
+            Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
+        };
+        let matmul = |file: &mut GgufFile, name: &str| -> Result<QMatMul, LlmError> {
+            Ok(QMatMul::from_qtensor(file.tensor(name)?)?)
+        };
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let p = |n: &str| format!("blk.{i}.{n}.weight");
+            layers.push(Layer {
+                attn_norm: dense(file, &p("attn_norm"))?,
+                q: matmul(file, &p("attn_q"))?,
+                k: matmul(file, &p("attn_k"))?,
+                v: matmul(file, &p("attn_v"))?,
+                q_norm: dense(file, &p("attn_q_norm"))?,
+                k_norm: dense(file, &p("attn_k_norm"))?,
+                o: matmul(file, &p("attn_output"))?,
+                post_attn_norm: dense(file, &p("post_attention_norm"))?,
+                ffn_norm: dense(file, &p("ffn_norm"))?,
+                gate: matmul(file, &p("ffn_gate"))?,
+                up: matmul(file, &p("ffn_up"))?,
+                down: matmul(file, &p("ffn_down"))?,
+                post_ffn_norm: dense(file, &p("post_ffw_norm"))?,
+                sliding: config.is_sliding(i),
+            });
+        }
+        let output_norm = dense(file, "output_norm.weight")?;
+        let rope_local = rope_table(config.rope_local, config.head_dim, config.max_context)?;
+        let rope_global = rope_table(config.rope_global, config.head_dim, config.max_context)?;
+        Ok(Self {
+            embed_scale: (config.hidden as f32).sqrt() as f64,
+            config,
+            embedding,
+            head,
+            output_norm,
+            layers,
+            rope_local,
+            rope_global,
+        })
+    }
+
+    /// An empty cache for one sequence.
+    pub fn new_cache(&self) -> Result<KvCache, LlmError> {
+        let c = &self.config;
+        let empty = || Tensor::zeros((c.kv_heads, 64, c.head_dim), DType::F32, &Device::Cpu);
+        Ok(KvCache {
+            keys: (0..c.layers).map(|_| empty()).collect::<Result<_, _>>()?,
+            values: (0..c.layers).map(|_| empty()).collect::<Result<_, _>>()?,
+            positions: Vec::new(),
+        })
+    }
+
+    /// Runs a chunk; returns logits `(logits_for.len(), vocab)`.
+    pub fn forward(&self, cache: &mut KvCache, chunk: &Chunk<'_>) -> Result<Tensor, LlmError> {
+        let c = &self.config;
+        let t = chunk.tokens.len();
+        if t == 0 || chunk.positions.len() != t || chunk.segments.is_some_and(|s| s.len() != t) {
+            return Err(LlmError::Request(
+                "chunk tokens, positions and segments differ in length".into(),
+            ));
+        }
+        if let Some(&bad) = chunk.tokens.iter().find(|&&id| id as usize >= c.vocab) {
+            return Err(LlmError::Request(format!(
+                "token id {bad} outside the vocabulary of {}",
+                c.vocab
+            )));
+        }
+        if let Some(&bad) = chunk.positions.iter().find(|&&p| p >= c.max_context) {
+            return Err(LlmError::Request(format!(
+                "position {bad} is beyond the context of {} tokens",
+                c.max_context
+            )));
+        }
+        if let Some(&bad) = chunk.logits_for.iter().find(|&&r| r >= t) {
+            return Err(LlmError::Request(format!(
+                "logits row {bad} of a {t}-token chunk"
+            )));
+        }
+        let past = cache.len();
+        cache.reserve(t)?;
+        let ids = Tensor::new(chunk.tokens, &Device::Cpu)?;
+        let pos_ids = Tensor::new(
+            chunk
+                .positions
+                .iter()
+                .map(|&p| p as u32)
+                .collect::<Vec<_>>(),
+            &Device::Cpu,
+        )?;
+        let local = (
+            self.rope_local.0.index_select(&pos_ids, 0)?,
+            self.rope_local.1.index_select(&pos_ids, 0)?,
+        );
+        let global = (
+            self.rope_global.0.index_select(&pos_ids, 0)?,
+            self.rope_global.1.index_select(&pos_ids, 0)?,
+        );
+        let masks = [false, true].map(|sliding| self.mask(cache, chunk, sliding));
+        let (mask_full, mask_sliding) = (masks[0].clone()?, masks[1].clone()?);
+
+        let mut x = (self.embedding.embedding(&ids)? * self.embed_scale)?;
+        let group = c.heads / c.kv_heads;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (cos, sin) = if layer.sliding { &local } else { &global };
+            let mask = if layer.sliding {
+                &mask_sliding
+            } else {
+                &mask_full
+            };
+            let h = rms(&x, &layer.attn_norm, c.eps)?;
+            let q = layer.q.forward(&h)?.reshape((t, c.heads, c.head_dim))?;
+            let k = layer.k.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
+            let v = layer.v.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
+            let q = rms(&q, &layer.q_norm, c.eps)?
+                .transpose(0, 1)?
+                .contiguous()?;
+            let k = rms(&k, &layer.k_norm, c.eps)?
+                .transpose(0, 1)?
+                .contiguous()?;
+            let v = v.transpose(0, 1)?.contiguous()?;
+            let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+            let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+            let q = (q * (1.0 / (c.head_dim as f64).sqrt()))?;
+            cache.keys[i].slice_set(&k, 1, past)?;
+            cache.values[i].slice_set(&v, 1, past)?;
+            let total = past + t;
+            let keys = cache.keys[i].narrow(1, 0, total)?.contiguous()?;
+            let values = cache.values[i].narrow(1, 0, total)?.contiguous()?;
+            // Heads sharing a kv head are stacked as rows: (kv, group * t, head_dim).
+            let q = q.reshape((c.kv_heads, group * t, c.head_dim))?;
+            let scores = q.matmul(&keys.t()?)?;
+            let scores = scores
+                .reshape((c.kv_heads, group, t, total))?
+                .broadcast_add(mask)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
+                c.kv_heads,
+                group * t,
+                total,
+            ))?;
+            let attended = probs
+                .matmul(&values)?
+                .reshape((c.heads, t, c.head_dim))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((t, c.heads * c.head_dim))?;
+            let attended = rms(&layer.o.forward(&attended)?, &layer.post_attn_norm, c.eps)?;
+            x = (x + attended)?;
+            let h = rms(&x, &layer.ffn_norm, c.eps)?;
+            let gated = (layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?;
+            let ffn = rms(&layer.down.forward(&gated)?, &layer.post_ffn_norm, c.eps)?;
+            x = (x + ffn)?;
+        }
+        if chunk.keep {
+            cache.positions.extend_from_slice(chunk.positions);
+        }
+        let rows = Tensor::new(
+            chunk
+                .logits_for
+                .iter()
+                .map(|&r| r as u32)
+                .collect::<Vec<_>>(),
+            &Device::Cpu,
+        )?;
+        let x = x.index_select(&rows, 0)?;
+        let x = rms(&x, &self.output_norm, c.eps)?;
+        Ok(self.head.forward(&x)?)
+    }
+
+    /// Additive attention mask `(t, past + t)`: 0 where allowed, -inf elsewhere.
+    fn mask(&self, cache: &KvCache, chunk: &Chunk<'_>, sliding: bool) -> Result<Tensor, LlmError> {
+        let window = self.config.sliding_window;
+        let past = cache.len();
+        let t = chunk.tokens.len();
+        let total = past + t;
+        let mut data = vec![f32::NEG_INFINITY; t * total];
+        for i in 0..t {
+            let qp = chunk.positions[i];
+            let visible = |kp: usize| kp <= qp && (!sliding || qp - kp < window);
+            let row = &mut data[i * total..(i + 1) * total];
+            for (j, &kp) in cache.positions.iter().enumerate() {
+                if visible(kp) {
+                    row[j] = 0.0;
+                }
+            }
+            for j in 0..=i {
+                let same_segment = chunk.segments.is_none_or(|s| s[j] == s[i]);
+                if same_segment && visible(chunk.positions[j]) {
+                    row[past + j] = 0.0;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(data, (t, total), &Device::Cpu)?)
+    }
+}
+
+fn rms(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor, LlmError> {
+    Ok(candle_nn::ops::rms_norm(
+        &x.contiguous()?,
+        weight,
+        eps as f32,
+    )?)
+}
+
+/// NeoX RoPE tables: cos and sin of `pos * theta^(-2i/d)`, computed in f64.
+fn rope_table(theta: f64, head_dim: usize, positions: usize) -> Result<(Tensor, Tensor), LlmError> {
+    let half = head_dim / 2;
+    let mut cos = Vec::with_capacity(positions * half);
+    let mut sin = Vec::with_capacity(positions * half);
+    for p in 0..positions {
+        for i in 0..half {
+            let angle = p as f64 * theta.powf(-2.0 * i as f64 / head_dim as f64);
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (positions, half), &Device::Cpu)?,
+        Tensor::from_vec(sin, (positions, half), &Device::Cpu)?,
+    ))
+}
+
+/// `log_softmax` over the last dimension of a logits row, as a Vec.
+pub fn log_softmax_row(logits: &Tensor, row: usize) -> Result<Vec<f32>, LlmError> {
+    let row = logits.get(row)?;
+    let max = row.max(D::Minus1)?.to_scalar::<f32>()?;
+    let shifted = (row - f64::from(max))?;
+    let log_sum = shifted.exp()?.sum_all()?.to_scalar::<f32>()?.ln();
+    Ok((shifted - f64::from(log_sum))?.to_vec1::<f32>()?)
+}

@@ -323,11 +323,10 @@ impl Gemma3 {
             self.rope_global.0.index_select(&pos_ids, 0)?,
             self.rope_global.1.index_select(&pos_ids, 0)?,
         );
-        let masks = [false, true].map(|sliding| self.mask(cache, chunk, sliding));
-        let (mask_full, mask_sliding) = (masks[0].clone()?, masks[1].clone()?);
+        let mask_full = self.mask(cache, chunk, false);
+        let mask_sliding = self.mask(cache, chunk, true);
 
         let mut x = (self.embedding.embedding(&ids)? * self.embed_scale)?;
-        let group = c.heads / c.kv_heads;
         for (i, layer) in self.layers.iter().enumerate() {
             let (cos, sin) = if layer.sliding { &local } else { &global };
             let mask = if layer.sliding {
@@ -352,25 +351,13 @@ impl Gemma3 {
             cache.keys[i].slice_set(&k, 1, past)?;
             cache.values[i].slice_set(&v, 1, past)?;
             let total = past + t;
-            let keys = cache.keys[i].narrow(1, 0, total)?.contiguous()?;
-            let values = cache.values[i].narrow(1, 0, total)?.contiguous()?;
-            // Heads sharing a kv head are stacked as rows: (kv, group * t, head_dim).
-            let q = q.reshape((c.kv_heads, group * t, c.head_dim))?;
-            let scores = q.matmul(&keys.t()?)?;
-            let scores = scores
-                .reshape((c.kv_heads, group, t, total))?
-                .broadcast_add(mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
+            let attended = attention(
+                &q,
+                &cache.keys[i].narrow(1, 0, total)?,
+                &cache.values[i].narrow(1, 0, total)?,
+                mask,
                 c.kv_heads,
-                group * t,
-                total,
-            ))?;
-            let attended = probs
-                .matmul(&values)?
-                .reshape((c.heads, t, c.head_dim))?
-                .transpose(0, 1)?
-                .contiguous()?
-                .reshape((t, c.heads * c.head_dim))?;
+            )?;
             let attended = rms(&layer.o.forward(&attended)?, &layer.post_attn_norm, c.eps)?;
             x = (x + attended)?;
             let h = rms(&x, &layer.ffn_norm, c.eps)?;
@@ -394,31 +381,105 @@ impl Gemma3 {
         Ok(self.head.forward(&x)?)
     }
 
-    /// Additive attention mask `(t, past + t)`: 0 where allowed, -inf elsewhere.
-    fn mask(&self, cache: &KvCache, chunk: &Chunk<'_>, sliding: bool) -> Result<Tensor, LlmError> {
+    /// Which keys each query may see, `(t, past + t)` row-major.
+    fn mask(&self, cache: &KvCache, chunk: &Chunk<'_>, sliding: bool) -> Vec<bool> {
         let window = self.config.sliding_window;
         let past = cache.len();
         let t = chunk.tokens.len();
         let total = past + t;
-        let mut data = vec![f32::NEG_INFINITY; t * total];
+        let mut data = vec![false; t * total];
         for i in 0..t {
             let qp = chunk.positions[i];
             let visible = |kp: usize| kp <= qp && (!sliding || qp - kp < window);
             let row = &mut data[i * total..(i + 1) * total];
             for (j, &kp) in cache.positions.iter().enumerate() {
-                if visible(kp) {
-                    row[j] = 0.0;
-                }
+                row[j] = visible(kp);
             }
             for j in 0..=i {
                 let same_segment = chunk.segments.is_none_or(|s| s[j] == s[i]);
-                if same_segment && visible(chunk.positions[j]) {
-                    row[past + j] = 0.0;
-                }
+                row[past + j] = same_segment && visible(chunk.positions[j]);
             }
         }
-        Ok(Tensor::from_vec(data, (t, total), &Device::Cpu)?)
+        data
     }
+}
+
+/// Attention with a fixed summation order for every (head, query) row, so a row's result does
+/// not depend on how many other rows are computed with it. (A BLAS-style matmul blocks its sums
+/// differently for different matrix sizes; the last-bit differences then flip the rounding of
+/// quantised activations and grew to whole logits over 18 layers, so a prompt run in one chunk
+/// and the same prompt continued from the prefix cache gave different text for one seed.)
+///
+/// `q`: `(heads, t, head_dim)`, already scaled; `keys`, `values`: `(kv_heads, total, head_dim)`;
+/// returns `(t, heads * head_dim)`.
+fn attention(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    mask: &[bool],
+    kv_heads: usize,
+) -> Result<Tensor, LlmError> {
+    use rayon::prelude::*;
+    let (heads, t, hd) = q.dims3()?;
+    let total = keys.dims()[1];
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let keys = keys.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let values = values.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let group = heads / kv_heads;
+    let mut out = vec![0f32; heads * t * hd];
+    out.par_chunks_mut(hd).enumerate().for_each(|(row, out)| {
+        let (h, i) = (row / t, row % t);
+        let g = h / group;
+        let query = &q[row * hd..(row + 1) * hd];
+        let visible = &mask[i * total..(i + 1) * total];
+        let mut scores: Vec<(usize, f32)> = visible
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v)
+            .map(|(j, _)| {
+                (
+                    j,
+                    dot(query, &keys[(g * total + j) * hd..(g * total + j + 1) * hd]),
+                )
+            })
+            .collect();
+        let max = scores.iter().map(|s| s.1).fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for s in &mut scores {
+            s.1 = (s.1 - max).exp();
+            sum += s.1;
+        }
+        for (j, p) in scores {
+            let v = &values[(g * total + j) * hd..(g * total + j + 1) * hd];
+            let w = p / sum;
+            for (o, x) in out.iter_mut().zip(v) {
+                *o += w * x;
+            }
+        }
+    });
+    // (heads, t, hd) -> (t, heads * hd)
+    Ok(Tensor::from_vec(out, (heads, t, hd), &Device::Cpu)?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((t, heads * hd))?)
+}
+
+/// Dot product with eight independent accumulators (vectorises; fixed order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn rms(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor, LlmError> {

@@ -4,14 +4,23 @@
 //! game hours from 05:00 (the morning rush: everyone wakes and walks) with the paper's
 //! 10-second tick and prints mean, p50, p99 and max wall time per tick. Events are counted,
 //! not written: serialising and writing happen off the tick thread in real runs.
+//!
+//! `-- --loaded` runs each size twice, side by side: without model calls, and with the real
+//! embedded model busy on worker threads, 25 calls always queued or running (one per agent of
+//! the town), to show that the tick never waits on the model.
 
 use agora_server::agents::Roster;
 use agora_server::event_log::{EventLog, NullSink};
+use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_server::llm::worker::{JobRequest, LlmWorkers, Priority, Purpose};
+use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
 use agora_server::sim::TickStats;
 use agora_server::world::{GameClock, TownMap};
 use agora_server::{WorldSetup, headless_app};
 use agora_shared::persona;
+use bevy::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 fn main() {
@@ -25,11 +34,28 @@ fn main() {
     } else {
         sizes
     };
+    let loaded = std::env::args().any(|a| a == "--loaded");
+    let model: Option<Arc<dyn LanguageModel>> = loaded.then(|| {
+        let path =
+            agora_server::llm::locate::language_model(None).expect("model (scripts/fetch-models)");
+        Arc::new(EmbeddedModel::load(&path, EmbeddedOptions::default()).expect("model loads"))
+            as Arc<dyn LanguageModel>
+    });
     println!(
         "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "agents", "ticks", "mean_us", "p50_us", "p99_us", "max_us", "events"
     );
-    for agents in sizes {
+    let runs: Vec<(usize, bool)> = sizes
+        .iter()
+        .flat_map(|&n| {
+            if loaded {
+                vec![(n, false), (n, true)]
+            } else {
+                vec![(n, false)]
+            }
+        })
+        .collect();
+    for (agents, with_model) in runs {
         let map_path = assets.join("maps/maple_hollow.tmj");
         let map = TownMap::load(&map_path).expect("shipped map loads");
         let folder = persona::load_folder(&assets.join("personas"), &map).expect("persona folder");
@@ -43,6 +69,11 @@ fn main() {
             seed: 7,
             log: EventLog::new(NullSink::counting_only()),
         });
+        if with_model {
+            let model = model.clone().expect("loaded model");
+            app.insert_resource(LlmWorkers::start(model, 1, 64))
+                .add_systems(Update, keep_model_busy);
+        }
         app.finish();
         app.cleanup();
         // The first tick places every agent at once; measured apart from the steady state.
@@ -64,12 +95,44 @@ fn main() {
             .map(|s| s.events)
             .unwrap_or_default();
         println!(
-            "{agents:>7} {ticks:>7} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {events:>9}   (first tick {:.1} ms)",
+            "{agents:>7} {ticks:>7} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {events:>9}   (first tick {:.1} ms){}",
             stats.mean,
             stats.p50,
             stats.p99,
             stats.max,
-            first.as_secs_f64() * 1e3
+            first.as_secs_f64() * 1e3,
+            if with_model { ", model busy" } else { "" }
         );
     }
+}
+
+/// Keeps 25 model calls queued or running, resubmitting as results arrive.
+fn keep_model_busy(workers: Res<LlmWorkers>, mut n: Local<u64>) {
+    while workers.pending() < 25 {
+        *n += 1;
+        let request = GenerateRequest {
+            prompt: format!(
+                "Agent {} thinks about the morning in Maple Hollow and decides to",
+                *n
+            ),
+            max_tokens: 8,
+            stop: vec!["\n".into()],
+            sampling: SamplingParams {
+                seed: *n,
+                ..SamplingParams::default()
+            },
+        };
+        if workers
+            .submit(
+                None,
+                Purpose::Plan,
+                Priority::Normal,
+                JobRequest::Generate(request),
+            )
+            .is_err()
+        {
+            break;
+        }
+    }
+    workers.drain();
 }

@@ -31,6 +31,7 @@ pub fn plugin(app: &mut App) {
         event_log::plugin,
         world::plugin,
         agents::plugin,
+        llm::plugin,
     ));
 }
 

@@ -13,6 +13,11 @@ use agora_shared::GameTime;
 use agora_shared::events::Event;
 use bevy::prelude::*;
 
+/// Every brain's deciding systems, inside [`TickSystems::Think`]. Model results are delivered
+/// before this set runs, so a brain sees the answers that arrived since the last tick.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BrainSystems;
+
 /// What an agent is doing and until when its brain need not think again.
 #[derive(Component, Clone, Debug, PartialEq, Eq)]
 pub struct Activity {
@@ -41,7 +46,8 @@ impl BrainKind {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_systems(Update, log_activity_changes.in_set(TickSystems::Act));
+    app.configure_sets(Update, BrainSystems.in_set(TickSystems::Think))
+        .add_systems(Update, log_activity_changes.in_set(TickSystems::Act));
 }
 
 fn log_activity_changes(

@@ -8,7 +8,7 @@
 
 use super::{AgentPersona, AgentSeed};
 use crate::agents::Activity;
-use crate::schedule::TickSystems;
+use crate::agents::brain::BrainSystems;
 use crate::world::map::ObjectId;
 use crate::world::{Destination, GameClock, Place, Position, TownMap};
 use agora_shared::persona::Persona;
@@ -182,7 +182,7 @@ pub fn slot_at(persona: &Persona, seed: u64, minute: i64) -> (Slot, i64) {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_systems(Update, follow_routine.in_set(TickSystems::Think));
+    app.add_systems(Update, follow_routine.in_set(BrainSystems));
 }
 
 fn follow_routine(

@@ -8,12 +8,15 @@
 pub mod embedded;
 pub mod gemma3;
 pub mod gguf;
+pub mod locate;
 pub mod sampling;
 pub mod tokenizer;
+pub mod worker;
 
 use std::time::Duration;
 
 pub use sampling::SamplingParams;
+pub use worker::plugin;
 
 /// What went wrong in a model call. Callers keep their current plan and move on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -5,9 +5,9 @@
 //! 10-second tick and prints mean, p50, p99 and max wall time per tick. Events are counted,
 //! not written: serialising and writing happen off the tick thread in real runs.
 //!
-//! `-- --loaded` runs each size twice, side by side: without model calls, and with the real
-//! embedded model busy on worker threads, 25 calls always queued or running (one per agent of
-//! the town), to show that the tick never waits on the model.
+//! `-- --loaded` runs each size twice, side by side, paced at 20 Hz for 200 ticks: without
+//! model calls, and with the real embedded model busy on worker threads, 25 calls always queued
+//! or running (one per agent of the town), to show that the tick never waits on the model.
 
 use agora_server::agents::Roster;
 use agora_server::event_log::{EventLog, NullSink};
@@ -80,13 +80,27 @@ fn main() {
         let first = Instant::now();
         app.update();
         let first = first.elapsed();
-        let ticks = 3 * 360;
+        // Loaded runs are paced like a server (20 Hz) so model calls complete during them.
+        let (ticks, pace) = if loaded {
+            (200, Some(std::time::Duration::from_millis(50)))
+        } else {
+            (3 * 360, None)
+        };
         let mut times = Vec::with_capacity(ticks);
         for _ in 0..ticks {
             let t0 = Instant::now();
             app.update();
             times.push(t0.elapsed());
+            if let Some(pace) = pace {
+                std::thread::sleep(pace.saturating_sub(t0.elapsed()));
+            }
         }
+        let model_calls = app.world().get_resource::<LlmWorkers>().and_then(|w| {
+            w.metrics
+                .lock()
+                .ok()
+                .map(|m| m.summary().values().map(|s| s.calls).sum::<u64>())
+        });
         let stats = TickStats::from_durations(&times);
         let events = app
             .world_mut()
@@ -101,7 +115,9 @@ fn main() {
             stats.p99,
             stats.max,
             first.as_secs_f64() * 1e3,
-            if with_model { ", model busy" } else { "" }
+            model_calls
+                .map(|n| format!(", model busy: {n} calls done"))
+                .unwrap_or_default()
         );
     }
 }

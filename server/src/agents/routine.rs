@@ -272,13 +272,6 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::Path;
 
-    fn town() -> TownMap {
-        TownMap::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
-        )
-        .unwrap()
-    }
-
     const BARTENDER: &str = r#"
 name = "Night Owl"
 age = 35
@@ -325,7 +318,7 @@ activity = "buying groceries"
 
     #[test]
     fn plan_is_contiguous_and_follows_the_persona() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let p = persona(&map);
         for seed in 0..20 {
             let plan = day_plan(&p, seed, 0);
@@ -363,7 +356,7 @@ activity = "buying groceries"
 
     #[test]
     fn plans_are_reproducible_and_vary_by_seed_and_day() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let p = persona(&map);
         assert_eq!(day_plan(&p, 7, 3), day_plan(&p, 7, 3));
         let wakes: BTreeSet<i64> = (0..10).map(|seed| day_plan(&p, seed, 0)[0].start).collect();
@@ -379,7 +372,7 @@ activity = "buying groceries"
 
     #[test]
     fn slot_at_agrees_with_the_plan_across_midnight() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let p = persona(&map);
         // 00:30 on day 1: still at the bar from the night before.
         let (slot, day) = slot_at(&p, 1, 30);
@@ -395,7 +388,7 @@ activity = "buying groceries"
 
     #[test]
     fn slots_land_on_objects_in_the_right_places() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let p = persona(&map);
         for slot in day_plan(&p, 1, 0) {
             let (tile, address) = place_slot(&map, &p, 1, 0, &slot).unwrap();

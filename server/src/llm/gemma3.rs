@@ -145,18 +145,9 @@ impl KvCache {
     /// A deep copy of the first `len` entries (a prompt-prefix snapshot).
     pub fn snapshot(&self, len: usize) -> Result<KvCache, LlmError> {
         let len = len.min(self.len());
-        let copy = |t: &Tensor| -> Result<Tensor, LlmError> {
-            let capacity = len.max(16);
-            let (kv, _, hd) = t.dims3()?;
-            let buffer = Tensor::zeros((kv, capacity, hd), DType::F32, &Device::Cpu)?;
-            if len > 0 {
-                buffer.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-            }
-            Ok(buffer)
-        };
         Ok(KvCache {
-            keys: self.keys.iter().map(copy).collect::<Result<_, _>>()?,
-            values: self.values.iter().map(copy).collect::<Result<_, _>>()?,
+            keys: copy_prefix(&self.keys, len, len.max(16))?,
+            values: copy_prefix(&self.values, len, len.max(16))?,
             positions: self.positions[..len].to_vec(),
         })
     }
@@ -181,19 +172,25 @@ impl KvCache {
             return Ok(());
         }
         let capacity = needed.next_power_of_two().max(64);
-        let len = self.len();
-        let grow = |t: &Tensor| -> Result<Tensor, LlmError> {
+        self.keys = copy_prefix(&self.keys, self.len(), capacity)?;
+        self.values = copy_prefix(&self.values, self.len(), capacity)?;
+        Ok(())
+    }
+}
+
+/// New `(kv, capacity, head_dim)` buffers holding the first `len` entries of each of `buffers`.
+fn copy_prefix(buffers: &[Tensor], len: usize, capacity: usize) -> Result<Vec<Tensor>, LlmError> {
+    buffers
+        .iter()
+        .map(|t| {
             let (kv, _, hd) = t.dims3()?;
             let buffer = Tensor::zeros((kv, capacity, hd), DType::F32, &Device::Cpu)?;
             if len > 0 {
                 buffer.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
             }
             Ok(buffer)
-        };
-        self.keys = self.keys.iter().map(grow).collect::<Result<_, _>>()?;
-        self.values = self.values.iter().map(grow).collect::<Result<_, _>>()?;
-        Ok(())
-    }
+        })
+        .collect()
 }
 
 /// One chunk of tokens to run: their positions, and which segment each belongs to. Tokens

@@ -296,6 +296,13 @@ impl Places for TownMap {
     }
 }
 
+/// The shipped town, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn shipped_town() -> TownMap {
+    TownMap::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"))
+        .expect("the shipped map loads")
+}
+
 fn build(tiled: &TiledMap, path: &Path) -> Result<TownMap, String> {
     if tiled.orientation != "orthogonal" {
         return Err(format!(

@@ -144,14 +144,10 @@ mod tests {
     use super::*;
     use crate::event_log::MemorySink;
     use bevy::state::app::StatesPlugin;
-    use std::path::Path;
 
     /// The world plugins without agents: a map, a clock, a memory log.
     fn world_app() -> (App, MemorySink) {
-        let map = TownMap::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
-        )
-        .unwrap();
+        let map = crate::world::map::shipped_town();
         let sink = MemorySink::default();
         let mut app = App::new();
         app.add_plugins((MinimalPlugins, StatesPlugin))

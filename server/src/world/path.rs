@@ -56,18 +56,10 @@ impl PathCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn town() -> TownMap {
-        TownMap::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
-        )
-        .unwrap()
-    }
 
     #[test]
     fn path_goes_through_doors_on_walkable_tiles() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let bed = map
             .find_object(map.resolve("Alvarez House:main bedroom").unwrap(), "bed")
             .unwrap();
@@ -93,7 +85,7 @@ mod tests {
 
     #[test]
     fn unreachable_or_blocked_targets_give_none() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let wall = TilePos::new(2, 3);
         assert!(!map.is_walkable(wall));
         assert!(find_path(&map, TilePos::new(0, 0), wall).is_none());
@@ -103,7 +95,7 @@ mod tests {
 
     #[test]
     fn cache_returns_the_same_route() {
-        let map = town();
+        let map = crate::world::map::shipped_town();
         let mut cache = PathCache::default();
         let a = cache
             .route(&map, TilePos::new(0, 0), TilePos::new(30, 28))

@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p agora-server --bench llm -- [MODEL.gguf]` prints one JSON line;
 //! `scripts/bench-llm` runs it beside llama.cpp on the same file and prints the ratios.
-//! Model calls are timed without the prefix cache (distinct prompts).
+//! Model calls are timed without the prefix cache (distinct prompts). Also reports MiniLM
+//! embedding throughput (sentences/s at batch 32), measured after the language model.
 
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
@@ -75,13 +76,28 @@ fn main() {
     // Decode time: the 65-token call minus a 1-token call on a prompt of the same length.
     let decode_tokens = full.usage.completion_tokens.saturating_sub(1).max(1);
     let decode_s = (full.usage.elapsed.as_secs_f64() - one.usage.elapsed.as_secs_f64()).max(1e-9);
+    // Embeddings: 320 short sentences in batches of 32.
+    let embed_sps =
+        agora_server::llm::embed::Embedder::load(&agora_server::llm::embed::default_folder())
+            .ok()
+            .map(|e| {
+                let sentences: Vec<String> = (0..320)
+                    .map(|i| format!("Agent {i} remembers walking to the cafe on a rainy morning."))
+                    .collect();
+                let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+                let t = Instant::now();
+                e.embed(&refs).expect("embeds");
+                refs.len() as f64 / t.elapsed().as_secs_f64()
+            })
+            .unwrap_or(0.0);
     println!(
-        "{{\"engine\":\"candle\",\"prompt_tokens\":{},\"prefill_tps\":{:.1},\"decode_tps\":{:.1},\"peak_rss_mb\":{:.0},\"load_s\":{:.2},\"threads\":{}}}",
+        "{{\"engine\":\"candle\",\"prompt_tokens\":{},\"prefill_tps\":{:.1},\"decode_tps\":{:.1},\"peak_rss_mb\":{:.0},\"load_s\":{:.2},\"threads\":{},\"embed_sentences_per_s\":{:.0}}}",
         prefill_tokens / 3,
         f64::from(prefill_tokens) / prefill_s,
         f64::from(decode_tokens) / decode_s,
         peak_rss_mb(),
         load_s,
-        candle_core::utils::get_num_threads()
+        candle_core::utils::get_num_threads(),
+        embed_sps
     );
 }

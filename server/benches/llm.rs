@@ -76,6 +76,8 @@ fn main() {
     // Decode time: the 65-token call minus a 1-token call on a prompt of the same length.
     let decode_tokens = full.usage.completion_tokens.saturating_sub(1).max(1);
     let decode_s = (full.usage.elapsed.as_secs_f64() - one.usage.elapsed.as_secs_f64()).max(1e-9);
+    // Peak memory of the language model alone, before the embedder is loaded.
+    let peak_rss = peak_rss_mb();
     // Embeddings: 320 short sentences in batches of 32.
     let embed_sps =
         agora_server::llm::embed::Embedder::load(&agora_server::llm::embed::default_folder())
@@ -95,7 +97,7 @@ fn main() {
         prefill_tokens / 3,
         f64::from(prefill_tokens) / prefill_s,
         f64::from(decode_tokens) / decode_s,
-        peak_rss_mb(),
+        peak_rss,
         load_s,
         candle_core::utils::get_num_threads(),
         embed_sps

@@ -1,6 +1,8 @@
 //! The `agora-server` command line.
 
 use crate::agents::BrainKind;
+use crate::llm::embedded::{EmbeddedModel, EmbeddedOptions};
+use crate::llm::{GenerateRequest, LanguageModel, SamplingParams, ScoreRequest, locate};
 use crate::sim::{self, SimConfig};
 use crate::world::TownMap;
 use agora_shared::GameTime;
@@ -32,6 +34,55 @@ pub enum Command {
     /// Work with map files.
     #[command(subcommand)]
     Map(MapCommand),
+    /// Try the language model: generate text or score candidate continuations (for tuning
+    /// prompt templates).
+    #[command(subcommand)]
+    Llm(LlmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// Continue a prompt.
+    Generate {
+        prompt: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 48)]
+        max_tokens: u32,
+        /// Stop before this text (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        /// 0 for greedy.
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f32,
+        #[arg(long, default_value_t = 1.15)]
+        repetition_penalty: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Rank candidate continuations of a prompt by log-likelihood.
+    Score {
+        prompt: String,
+        /// A candidate continuation, usually starting with a space (repeatable).
+        #[arg(long = "candidate", short = 'c', required = true)]
+        candidates: Vec<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// GGUF model file [default: $AGORA_MODEL, else the model cache filled by scripts/fetch-models].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+fn load_model(args: &ModelArgs) -> Result<EmbeddedModel, String> {
+    let path = locate::language_model(args.model.as_deref()).map_err(|e| e.to_string())?;
+    EmbeddedModel::load(&path, EmbeddedOptions::default()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +277,62 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 );
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Command::Llm(LlmCommand::Generate {
+            prompt,
+            model,
+            max_tokens,
+            stop,
+            temperature,
+            top_p,
+            repetition_penalty,
+            seed,
+        }) => {
+            let model = load_model(&model)?;
+            let generation = model
+                .generate(&GenerateRequest {
+                    prompt,
+                    max_tokens,
+                    stop,
+                    sampling: SamplingParams {
+                        temperature,
+                        top_p,
+                        repetition_penalty,
+                        seed,
+                    },
+                })
+                .map_err(|e| e.to_string())?;
+            println!("{}", generation.text);
+            let u = generation.usage;
+            eprintln!(
+                "llm: {} prompt tokens, {} generated in {:.2}s",
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.elapsed.as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Llm(LlmCommand::Score {
+            prompt,
+            candidates,
+            model,
+        }) => {
+            let model = load_model(&model)?;
+            let scores = model
+                .score(&ScoreRequest {
+                    prompt,
+                    candidates: candidates.clone(),
+                })
+                .map_err(|e| e.to_string())?;
+            let mut order: Vec<usize> = (0..candidates.len()).collect();
+            order.sort_by(|&a, &b| scores.logprobs[b].total_cmp(&scores.logprobs[a]));
+            for i in order {
+                println!(
+                    "{:>9.3}  {:>2} tokens  {:?}",
+                    scores.logprobs[i], scores.tokens[i], candidates[i]
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Map(MapCommand::Check { file }) => {
             let path = match file {

@@ -180,6 +180,8 @@ fn every_command_has_help() {
         &["sim", "--help"],
         &["persona", "check", "--help"],
         &["map", "check", "--help"],
+        &["llm", "generate", "--help"],
+        &["llm", "score", "--help"],
     ] {
         let out = agora(args);
         assert!(out.status.success(), "{args:?}");
@@ -228,4 +230,19 @@ fn sim_writes_events_and_summary() {
     assert_eq!(first["kind"], "run_started");
     assert_eq!(first["seed"], 5);
     assert!(text(&out.stdout).contains(summary["determinism_hash"].as_str().unwrap()));
+}
+
+#[test]
+fn llm_score_ranks_candidates_with_the_real_model() {
+    let out = agora(&["llm", "score", "1, 2, 3, 4,", "-c", " cat", "-c", " 5"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with("\" 5\""),
+        "best candidate should be \" 5\":\n{stdout}"
+    );
+    let out = agora(&["llm", "generate", "hello", "--model", "/nonexistent.gguf"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent.gguf does not exist"));
 }

@@ -191,7 +191,14 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn execute(cli: Cli) -> Result<ExitCode, String> {
-    let assets = || locate_assets(cli.assets.as_deref());
+    let explicit_assets = cli.assets.clone();
+    // A path given on the command line, else the default inside the assets folder.
+    let or_asset = |given: Option<PathBuf>, default: &str| -> Result<PathBuf, String> {
+        match given {
+            Some(path) => Ok(path),
+            None => Ok(locate_assets(explicit_assets.as_deref())?.join(default)),
+        }
+    };
     match cli.command {
         Command::Sim(args) => {
             if !(args.tick_seconds >= 0.001 && args.tick_seconds <= 3600.0) {
@@ -200,14 +207,8 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                     args.tick_seconds
                 ));
             }
-            let map = match args.map {
-                Some(m) => m,
-                None => assets()?.join(DEFAULT_MAP),
-            };
-            let personas = match args.personas {
-                Some(p) => p,
-                None => assets()?.join("personas"),
-            };
+            let map = or_asset(args.map, DEFAULT_MAP)?;
+            let personas = or_asset(args.personas, "personas")?;
             let config = SimConfig {
                 map,
                 personas,
@@ -238,14 +239,8 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Persona(PersonaCommand::Check { dir, map }) => {
-            let dir = match dir {
-                Some(d) => d,
-                None => assets()?.join("personas"),
-            };
-            let map_path = match map {
-                Some(m) => m,
-                None => assets()?.join(DEFAULT_MAP),
-            };
+            let dir = or_asset(dir, "personas")?;
+            let map_path = or_asset(map, DEFAULT_MAP)?;
             let town = TownMap::load(&map_path).map_err(|e| e.to_string())?;
             let report = persona::load_folder(&dir, &town).map_err(|e| e.to_string())?;
             for error in &report.errors {
@@ -335,10 +330,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Map(MapCommand::Check { file }) => {
-            let path = match file {
-                Some(f) => f,
-                None => assets()?.join(DEFAULT_MAP),
-            };
+            let path = or_asset(file, DEFAULT_MAP)?;
             let map = TownMap::load(&path).map_err(|e| e.to_string())?;
             println!("{} ({}x{} tiles)", map.world, map.width, map.height);
             for sector in &map.sectors {

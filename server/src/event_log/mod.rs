@@ -39,11 +39,6 @@ impl EventLog {
         });
     }
 
-    /// Events recorded so far in this tick (for systems that react within the tick).
-    pub fn pending(&self) -> &[EventRecord] {
-        &self.pending
-    }
-
     /// Hands the pending events to the sink.
     pub fn flush(&mut self) {
         if !self.pending.is_empty() {

@@ -14,11 +14,10 @@ pub trait EventSink: Send + Sync + 'static {
     fn finish(&mut self) -> std::io::Result<LogStats>;
 }
 
-/// Discards events but still counts and hashes them (benchmarks, servers without a log).
+/// Discards events but counts them by kind (benchmarks, servers without a log).
 #[derive(Default)]
 pub struct NullSink {
     stats: LogStats,
-    hash: bool,
 }
 
 impl NullSink {
@@ -26,31 +25,17 @@ impl NullSink {
     pub fn counting_only() -> Self {
         Self::default()
     }
-
-    /// A sink that serialises and hashes like the file sink, without a file.
-    pub fn hashing() -> Self {
-        Self {
-            stats: LogStats::default(),
-            hash: true,
-        }
-    }
 }
 
 impl EventSink for NullSink {
     fn write(&mut self, batch: Vec<EventRecord>) {
         for record in batch {
-            if self.hash {
-                if let Ok(line) = serde_json::to_vec(&record) {
-                    self.stats.add_line(record.event.kind(), &line);
-                }
-            } else {
-                self.stats.events += 1;
-                *self
-                    .stats
-                    .by_kind
-                    .entry(record.event.kind().into())
-                    .or_default() += 1;
-            }
+            self.stats.events += 1;
+            *self
+                .stats
+                .by_kind
+                .entry(record.event.kind().into())
+                .or_default() += 1;
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::gemma3::{Chunk, Gemma3, KvCache};
 use super::gguf::GgufFile;
-use super::sampling::Sampler;
+use super::sampling::{Sampler, log_softmax};
 use super::tokenizer::Tokenizer;
 use super::{GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores, Usage};
 use std::path::Path;
@@ -247,12 +247,6 @@ impl LanguageModel for EmbeddedModel {
             usage,
         })
     }
-}
-
-fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln() + max;
-    logits.iter().map(|l| l - log_sum).collect()
 }
 
 /// Snapshots of the KV cache after recent prompts, reused by prompts that share their start.

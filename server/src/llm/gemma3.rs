@@ -16,7 +16,7 @@
 use super::LlmError;
 use super::gguf::GgufFile;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
 
 /// Model shape, from the GGUF metadata.
@@ -304,14 +304,7 @@ impl Gemma3 {
         let past = cache.len();
         cache.reserve(t)?;
         let ids = Tensor::new(chunk.tokens, &Device::Cpu)?;
-        let pos_ids = Tensor::new(
-            chunk
-                .positions
-                .iter()
-                .map(|&p| p as u32)
-                .collect::<Vec<_>>(),
-            &Device::Cpu,
-        )?;
+        let pos_ids = index_tensor(chunk.positions)?;
         let local = (
             self.rope_local.0.index_select(&pos_ids, 0)?,
             self.rope_local.1.index_select(&pos_ids, 0)?,
@@ -365,14 +358,7 @@ impl Gemma3 {
         if chunk.keep {
             cache.positions.extend_from_slice(chunk.positions);
         }
-        let rows = Tensor::new(
-            chunk
-                .logits_for
-                .iter()
-                .map(|&r| r as u32)
-                .collect::<Vec<_>>(),
-            &Device::Cpu,
-        )?;
+        let rows = index_tensor(chunk.logits_for)?;
         let x = x.index_select(&rows, 0)?;
         let x = rms(&x, &self.output_norm, c.eps)?;
         Ok(self.head.forward(&x)?)
@@ -479,6 +465,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Indices as a u32 tensor for `index_select`.
+fn index_tensor(indices: &[usize]) -> Result<Tensor, LlmError> {
+    let indices: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    Ok(Tensor::new(indices, &Device::Cpu)?)
+}
+
 fn rms(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor, LlmError> {
     Ok(candle_nn::ops::rms_norm(
         &x.contiguous()?,
@@ -503,13 +495,4 @@ fn rope_table(theta: f64, head_dim: usize, positions: usize) -> Result<(Tensor, 
         Tensor::from_vec(cos, (positions, half), &Device::Cpu)?,
         Tensor::from_vec(sin, (positions, half), &Device::Cpu)?,
     ))
-}
-
-/// `log_softmax` over the last dimension of a logits row, as a Vec.
-pub fn log_softmax_row(logits: &Tensor, row: usize) -> Result<Vec<f32>, LlmError> {
-    let row = logits.get(row)?;
-    let max = row.max(D::Minus1)?.to_scalar::<f32>()?;
-    let shifted = (row - f64::from(max))?;
-    let log_sum = shifted.exp()?.sum_all()?.to_scalar::<f32>()?.ln();
-    Ok((shifted - f64::from(log_sum))?.to_vec1::<f32>()?)
 }

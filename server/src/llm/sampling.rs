@@ -98,13 +98,11 @@ pub fn argmax(values: &[f32]) -> u32 {
     best as u32
 }
 
-/// `log softmax(logits)[id]`, computed stably.
-pub fn log_prob(logits: &[f32], id: u32) -> f32 {
+/// `log softmax(logits)`, computed stably.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits
-        .get(id as usize)
-        .map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+    let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln() + max;
+    logits.iter().map(|l| l - log_sum).collect()
 }
 
 #[cfg(test)]
@@ -165,7 +163,7 @@ mod tests {
     #[test]
     fn log_prob_is_normalised() {
         let logits = [1.0, 2.0, 3.0];
-        let total: f32 = (0..3).map(|i| log_prob(&logits, i).exp()).sum();
+        let total: f32 = log_softmax(&logits).iter().map(|l| l.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5);
     }
 }

@@ -20,9 +20,14 @@ impl Occupancy {
         }
     }
 
-    fn cell(&mut self, t: TilePos) -> Option<&mut Vec<Entity>> {
+    /// Index of a tile in `cells`; `None` off the map.
+    fn index(&self, t: TilePos) -> Option<usize> {
         let i = t.y as usize * self.width as usize + t.x as usize;
-        (t.x < self.width).then_some(()).and(self.cells.get_mut(i))
+        (t.x < self.width && i < self.cells.len()).then_some(i)
+    }
+
+    fn cell(&mut self, t: TilePos) -> Option<&mut Vec<Entity>> {
+        self.index(t).map(|i| &mut self.cells[i])
     }
 
     pub fn add(&mut self, e: Entity, t: TilePos) {
@@ -46,11 +51,7 @@ impl Occupancy {
 
     /// Entities on a tile (unordered).
     pub fn at(&self, t: TilePos) -> &[Entity] {
-        let i = t.y as usize * self.width as usize + t.x as usize;
-        if t.x >= self.width {
-            return &[];
-        }
-        self.cells.get(i).map_or(&[], Vec::as_slice)
+        self.index(t).map_or(&[], |i| self.cells[i].as_slice())
     }
 
     /// Entities within `radius` tiles (Chebyshev) of `center`, e.g. an agent's vision.

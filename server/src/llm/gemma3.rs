@@ -15,7 +15,8 @@
 
 use super::LlmError;
 use super::gguf::GgufFile;
-use super::requant;
+use super::linear::Linear;
+use super::parallel;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
@@ -92,17 +93,17 @@ impl Config {
 
 struct Layer {
     attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
+    q: Linear,
+    k: Linear,
+    v: Linear,
     q_norm: Tensor,
     k_norm: Tensor,
-    o: QMatMul,
+    o: Linear,
     post_attn_norm: Tensor,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     post_ffn_norm: Tensor,
     sliding: bool,
 }
@@ -227,10 +228,8 @@ impl Gemma3 {
         let dense = |file: &mut GgufFile, name: &str| -> Result<Tensor, LlmError> {
             Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
         };
-        let matmul = |file: &mut GgufFile, name: &str| -> Result<QMatMul, LlmError> {
-            Ok(QMatMul::from_qtensor(requant::fast_layout(
-                file.tensor(name)?,
-            )?)?)
+        let matmul = |file: &mut GgufFile, name: &str| -> Result<Linear, LlmError> {
+            Ok(Linear::new(file.tensor(name)?)?)
         };
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
@@ -405,15 +404,14 @@ fn attention(
     mask: &[bool],
     kv_heads: usize,
 ) -> Result<Tensor, LlmError> {
-    use rayon::prelude::*;
     let (heads, t, hd) = q.dims3()?;
     let total = keys.dims()[1];
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let keys = keys.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
     let values = values.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
     let group = heads / kv_heads;
-    let mut out = vec![0f32; heads * t * hd];
-    out.par_chunks_mut(hd).enumerate().for_each(|(row, out)| {
+    let rows = parallel::map(heads * t, |row| {
+        let mut out = vec![0f32; hd];
         let (h, i) = (row / t, row % t);
         let g = h / group;
         let query = &q[row * hd..(row + 1) * hd];
@@ -442,7 +440,9 @@ fn attention(
                 *o += w * x;
             }
         }
+        out
     });
+    let out = rows.concat();
     // (heads, t, hd) -> (t, heads * hd)
     Ok(Tensor::from_vec(out, (heads, t, hd), &Device::Cpu)?
         .transpose(0, 1)?

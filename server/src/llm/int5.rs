@@ -1,0 +1,386 @@
+//! Matrix multiplication for `Q5_0` weights: unpacked once at load, multiplied in register tiles.
+//!
+//! Gemma 3 270M's `Q4_K_M` file stores most projections as `Q5_0`, because 640 is not a
+//! multiple of the 256-wide k-quant blocks, and candle 0.11 multiplies `Q5_0` with generic
+//! scalar code (65% of prefill time). Here each weight block (a scale and 32 five-bit integers)
+//! is unpacked at load into 32 bytes `q + 16` (0..=31) and an f32 scale. Activations are
+//! quantised per row into 32-value blocks of signed bytes, as ggml does for `Q5_0`
+//! (`Q8_0`: scale `max|x| / 127`), so the integer sums are llama.cpp's.
+//!
+//! Unsigned weights make AVX2's `maddubs` (u8 x i8 pairs into i16) exact here: 31 * 127 * 2 is
+//! far from i16 overflow, and the `+16` offset is removed with the activation block's sum. A
+//! tile of 4 activation rows by 2 weight rows shares every load; prefill reuses each weight
+//! block across all rows while it is in cache. Without AVX2 at compile time a scalar version
+//! with the same arithmetic runs.
+
+use super::parallel;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Result, Tensor, bail};
+use half::f16;
+
+const BLOCK: usize = 32;
+const Q5_0_BYTES: usize = 22;
+/// Weight rows per parallel task: 64 rows of 640 weights are 40 KiB, resident in L2.
+const ROWS_PER_TASK: usize = 64;
+
+/// A `Q5_0` weight matrix `(n, k)` (candle's layout: one row per output) in tile layout.
+pub struct Int5Matrix {
+    n: usize,
+    k: usize,
+    /// `q + 16` per weight, row-major.
+    quants: Vec<u8>,
+    /// One scale per 32-weight block, row-major.
+    scales: Vec<f32>,
+}
+
+/// Activations quantised per row into 32-value blocks.
+struct Int8Rows {
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+    /// Per block, `2 * sum(q)`: the weights' `+16` offset spread over the 8 lanes of a sum.
+    offsets: Vec<i32>,
+}
+
+impl Int5Matrix {
+    /// Unpacks a `Q5_0` tensor; other types are refused.
+    pub fn from_q5_0(tensor: &QTensor) -> Result<Self> {
+        if tensor.dtype() != GgmlDType::Q5_0 {
+            bail!("Int5Matrix needs Q5_0 weights, got {:?}", tensor.dtype());
+        }
+        let (n, k) = tensor.shape().dims2()?;
+        if !k.is_multiple_of(BLOCK) {
+            bail!("Q5_0 rows of {k} values are not whole blocks");
+        }
+        let data = tensor.data()?;
+        let blocks = n * k / BLOCK;
+        if data.len() != blocks * Q5_0_BYTES {
+            bail!(
+                "Q5_0 tensor holds {} bytes, expected {}",
+                data.len(),
+                blocks * Q5_0_BYTES
+            );
+        }
+        let mut quants = Vec::with_capacity(n * k);
+        let mut scales = Vec::with_capacity(blocks);
+        for block in data.chunks_exact(Q5_0_BYTES) {
+            // ggml's block_q5_0: f16 scale, 32 fifth bits, 16 bytes of low nibbles (value q - 16).
+            scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
+            let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            let low = &block[6..];
+            let value = |j: usize, nibble: u8| nibble | ((((high >> j) & 1) as u8) << 4);
+            quants.extend((0..BLOCK / 2).map(|j| value(j, low[j] & 0x0F)));
+            quants.extend((0..BLOCK / 2).map(|j| value(j + BLOCK / 2, low[j] >> 4)));
+        }
+        Ok(Self {
+            n,
+            k,
+            quants,
+            scales,
+        })
+    }
+
+    /// `x (m, k) -> (m, n)`, i.e. `x @ W^T`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (m, k) = x.dims2()?;
+        if k != self.k {
+            bail!("Int5Matrix: input has {k} columns, weights {}", self.k);
+        }
+        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let rows = Int8Rows::quantize(&x, m, k);
+        let n = self.n;
+        let parts = parallel::map(n.div_ceil(ROWS_PER_TASK), |task| {
+            let cols = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(n);
+            let mut part = vec![0f32; m * cols.len()];
+            self.multiply(&rows, m, cols, &mut part);
+            part
+        });
+        let mut out = vec![0f32; m * n];
+        for (task, part) in parts.iter().enumerate() {
+            let first = task * ROWS_PER_TASK;
+            let width = part.len() / m.max(1);
+            for r in 0..m {
+                out[r * n + first..r * n + first + width]
+                    .copy_from_slice(&part[r * width..(r + 1) * width]);
+            }
+        }
+        Tensor::from_vec(out, (m, n), &Device::Cpu)
+    }
+
+    /// Fills `out (m, cols.len())` for weight rows `cols`, tile by tile.
+    fn multiply(&self, x: &Int8Rows, m: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+        let width = cols.len();
+        let mut c = 0;
+        while c < width {
+            let two = c + 2 <= width;
+            let mut r = 0;
+            while r < m {
+                let four = r + 4 <= m;
+                match (four, two) {
+                    (true, true) => self.tile::<4, 2>(x, r, cols.start + c, out, width, c),
+                    (true, false) => self.tile::<4, 1>(x, r, cols.start + c, out, width, c),
+                    (false, true) => self.tile::<1, 2>(x, r, cols.start + c, out, width, c),
+                    (false, false) => self.tile::<1, 1>(x, r, cols.start + c, out, width, c),
+                }
+                r += if four { 4 } else { 1 };
+            }
+            c += if two { 2 } else { 1 };
+        }
+    }
+
+    /// Dot products of activation rows `row..row+R` with weight rows `col..col+C`.
+    #[inline(always)]
+    fn tile<const R: usize, const C: usize>(
+        &self,
+        x: &Int8Rows,
+        row: usize,
+        col: usize,
+        out: &mut [f32],
+        width: usize,
+        out_col: usize,
+    ) {
+        let sums = kernel::tile::<R, C>(self, x, row, col);
+        for (r, sums) in sums.iter().enumerate() {
+            out[(row + r) * width + out_col..][..C].copy_from_slice(sums);
+        }
+    }
+}
+
+impl Int8Rows {
+    /// ggml's `quantize_row_q8_0`: per 32 values, scale `max|x| / 127`, round to nearest.
+    fn quantize(x: &[f32], m: usize, k: usize) -> Self {
+        let blocks = m * k / BLOCK;
+        let mut rows = Self {
+            quants: Vec::with_capacity(m * k),
+            scales: Vec::with_capacity(blocks),
+            offsets: Vec::with_capacity(blocks),
+        };
+        for values in x.chunks_exact(BLOCK) {
+            let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
+            // ggml stores the scale as f16; round-trip it so the sums match llama.cpp's.
+            let scale = f16::from_f32(amax / 127.0).to_f32();
+            let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            let start = rows.quants.len();
+            rows.quants
+                .extend(values.iter().map(|v| (v * inverse).round() as i8));
+            let sum: i32 = rows.quants[start..].iter().map(|&q| i32::from(q)).sum();
+            rows.scales.push(scale);
+            rows.offsets.push(2 * sum);
+        }
+        rows
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[allow(unsafe_code)]
+mod kernel {
+    use super::{BLOCK, Int5Matrix, Int8Rows};
+    use std::arch::x86_64::*;
+
+    fn load(bytes: &[u8]) -> __m256i {
+        let block: [u8; BLOCK] = bytes[..BLOCK].try_into().expect("a whole block");
+        bytemuck::cast(block)
+    }
+
+    fn load_signed(bytes: &[i8]) -> __m256i {
+        let block: [i8; BLOCK] = bytes[..BLOCK].try_into().expect("a whole block");
+        bytemuck::cast(block)
+    }
+
+    fn horizontal_sum(v: __m256) -> f32 {
+        let lanes: [f32; 8] = bytemuck::cast(v);
+        // Pairwise, so the order is fixed and independent of the tile shape.
+        ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+            + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+    }
+
+    #[inline(always)]
+    pub(super) fn tile<const R: usize, const C: usize>(
+        w: &Int5Matrix,
+        x: &Int8Rows,
+        row: usize,
+        col: usize,
+    ) -> [[f32; C]; R] {
+        // SAFETY: this module is compiled only when AVX2 and FMA are enabled for the whole
+        // crate (see the `cfg` above), so every CPU the binary is built for has them.
+        unsafe { tile_avx2::<R, C>(w, x, row, col) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn tile_avx2<const R: usize, const C: usize>(
+        w: &Int5Matrix,
+        x: &Int8Rows,
+        row: usize,
+        col: usize,
+    ) -> [[f32; C]; R] {
+        let blocks = w.k / BLOCK;
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        for b in 0..blocks {
+            let weights: [__m256i; C] =
+                std::array::from_fn(|c| load(&w.quants[((col + c) * blocks + b) * BLOCK..]));
+            let weight_scales: [f32; C] = std::array::from_fn(|c| w.scales[(col + c) * blocks + b]);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let at = (row + r) * blocks + b;
+                let activations = load_signed(&x.quants[at * BLOCK..]);
+                let offset = _mm256_set1_epi32(x.offsets[at]);
+                let scale = x.scales[at];
+                for c in 0..C {
+                    let pairs = _mm256_maddubs_epi16(weights[c], activations);
+                    let sums = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset);
+                    acc[c] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(sums),
+                        _mm256_set1_ps(scale * weight_scales[c]),
+                        acc[c],
+                    );
+                }
+            }
+        }
+        acc.map(|row| row.map(horizontal_sum))
+    }
+}
+
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+mod kernel {
+    use super::{BLOCK, Int5Matrix, Int8Rows};
+
+    pub(super) fn tile<const R: usize, const C: usize>(
+        w: &Int5Matrix,
+        x: &Int8Rows,
+        row: usize,
+        col: usize,
+    ) -> [[f32; C]; R] {
+        std::array::from_fn(|r| {
+            std::array::from_fn(|c| super::reference_dot(w, x, row + r, col + c))
+        })
+    }
+}
+
+/// One output by plain integer arithmetic: the definition the kernels must reproduce.
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ),
+    allow(dead_code)
+)]
+fn reference_dot(w: &Int5Matrix, x: &Int8Rows, row: usize, col: usize) -> f32 {
+    let blocks = w.k / BLOCK;
+    (0..blocks)
+        .map(|b| {
+            let wq = &w.quants[(col * blocks + b) * BLOCK..][..BLOCK];
+            let xq = &x.quants[(row * blocks + b) * BLOCK..][..BLOCK];
+            let sum: i32 = wq
+                .iter()
+                .zip(xq)
+                .map(|(&w, &x)| (i32::from(w) - 16) * i32::from(x))
+                .sum();
+            sum as f32 * w.scales[col * blocks + b] * x.scales[row * blocks + b]
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Module;
+    use candle_core::quantized::QMatMul;
+
+    fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
+        let mut state = seed;
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn unpacking_keeps_every_weight() {
+        let q5 = QTensor::quantize(&random(6, 640, 1), GgmlDType::Q5_0).unwrap();
+        let expected = q5
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let w = Int5Matrix::from_q5_0(&q5).unwrap();
+        for (r, row) in expected.iter().enumerate() {
+            for (i, &value) in row.iter().enumerate() {
+                let at = r * 640 + i;
+                let unpacked = (f32::from(w.quants[at]) - 16.0) * w.scales[at / BLOCK];
+                assert_eq!(unpacked, value, "row {r} weight {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn matches_candle_for_every_tile_shape() {
+        // m and n chosen so full 4x2 tiles and every edge case (1x2, 4x1, 1x1) occur, and
+        // n spans two parallel tasks.
+        for (m, n) in [(1, 96), (7, 67), (230, 130)] {
+            let weights = random(n, 640, n as u64);
+            let input = random(m, 640, m as u64 + 100);
+            let q5 = QTensor::quantize(&weights, GgmlDType::Q5_0).unwrap();
+            let ours = Int5Matrix::from_q5_0(&q5).unwrap().forward(&input).unwrap();
+            let candle = QMatMul::from_qtensor(q5).unwrap().forward(&input).unwrap();
+            assert_eq!(ours.dims(), &[m, n]);
+            let diff = max_abs(&(ours - &candle).unwrap());
+            let scale = max_abs(&candle);
+            // The same integer sums; only the f32 accumulation order differs.
+            assert!(
+                diff <= scale * 1e-5,
+                "m={m} n={n}: max difference {diff} of {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn kernel_reproduces_the_integer_definition() {
+        let (m, n) = (9, 5);
+        let q5 = QTensor::quantize(&random(n, 320, 7), GgmlDType::Q5_0).unwrap();
+        let w = Int5Matrix::from_q5_0(&q5).unwrap();
+        let input = random(m, 320, 8);
+        let x = input.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let rows = Int8Rows::quantize(&x, m, 320);
+        let got = w.forward(&input).unwrap().to_vec2::<f32>().unwrap();
+        for (r, got) in got.iter().enumerate() {
+            for (c, &value) in got.iter().enumerate() {
+                let expected = reference_dot(&w, &rows, r, c);
+                assert!(
+                    (value - expected).abs() <= expected.abs() * 1e-5 + 1e-6,
+                    "({r},{c}): {value} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_other_types_and_wrong_inputs() {
+        let q4 = QTensor::quantize(&random(16, 256, 4), GgmlDType::Q4K).unwrap();
+        assert!(Int5Matrix::from_q5_0(&q4).is_err());
+        let q5 = QTensor::quantize(&random(4, 64, 5), GgmlDType::Q5_0).unwrap();
+        let w = Int5Matrix::from_q5_0(&q5).unwrap();
+        assert!(w.forward(&random(2, 32, 6)).is_err());
+    }
+}

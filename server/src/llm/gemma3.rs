@@ -14,6 +14,7 @@
 //! post-FFN norms; output tied to the embedding; no soft-capping.
 
 use super::LlmError;
+use super::activation;
 use super::gguf::GgufFile;
 use super::linear::Linear;
 use super::parallel;
@@ -353,7 +354,7 @@ impl Gemma3 {
             let attended = rms(&layer.o.forward(&attended)?, &layer.post_attn_norm, c.eps)?;
             x = (x + attended)?;
             let h = rms(&x, &layer.ffn_norm, c.eps)?;
-            let gated = (layer.gate.forward(&h)?.gelu()? * layer.up.forward(&h)?)?;
+            let gated = activation::gelu_gated(&layer.gate.forward(&h)?, &layer.up.forward(&h)?)?;
             let ffn = rms(&layer.down.forward(&gated)?, &layer.post_ffn_norm, c.eps)?;
             x = (x + ffn)?;
         }

@@ -27,15 +27,15 @@ const ROWS_PER_TASK: usize = 64;
 pub struct Int5Matrix {
     n: usize,
     k: usize,
-    /// `q + 16` per weight, row-major.
-    quants: Vec<u8>,
+    /// `q + 16` per weight, 32 to a block, row-major.
+    quants: Vec<[u8; BLOCK]>,
     /// One scale per 32-weight block, row-major.
     scales: Vec<f32>,
 }
 
 /// Activations quantised per row into 32-value blocks.
 struct Int8Rows {
-    quants: Vec<i8>,
+    quants: Vec<[i8; BLOCK]>,
     scales: Vec<f32>,
     /// Per block, `2 * sum(q)`: the weights' `+16` offset spread over the 8 lanes of a sum.
     offsets: Vec<i32>,
@@ -60,16 +60,21 @@ impl Int5Matrix {
                 blocks * Q5_0_BYTES
             );
         }
-        let mut quants = Vec::with_capacity(n * k);
+        let mut quants = Vec::with_capacity(blocks);
         let mut scales = Vec::with_capacity(blocks);
         for block in data.chunks_exact(Q5_0_BYTES) {
             // ggml's block_q5_0: f16 scale, 32 fifth bits, 16 bytes of low nibbles (value q - 16).
             scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
             let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
             let low = &block[6..];
-            let value = |j: usize, nibble: u8| nibble | ((((high >> j) & 1) as u8) << 4);
-            quants.extend((0..BLOCK / 2).map(|j| value(j, low[j] & 0x0F)));
-            quants.extend((0..BLOCK / 2).map(|j| value(j + BLOCK / 2, low[j] >> 4)));
+            let fifth = |j: usize| (((high >> j) & 1) as u8) << 4;
+            quants.push(std::array::from_fn(|j| {
+                if j < BLOCK / 2 {
+                    (low[j] & 0x0F) | fifth(j)
+                } else {
+                    (low[j - BLOCK / 2] >> 4) | fifth(j)
+                }
+            }));
         }
         Ok(Self {
             n,
@@ -150,7 +155,7 @@ impl Int8Rows {
     fn quantize(x: &[f32], m: usize, k: usize) -> Self {
         let blocks = m * k / BLOCK;
         let mut rows = Self {
-            quants: Vec::with_capacity(m * k),
+            quants: Vec::with_capacity(blocks),
             scales: Vec::with_capacity(blocks),
             offsets: Vec::with_capacity(blocks),
         };
@@ -159,10 +164,9 @@ impl Int8Rows {
             // ggml stores the scale as f16; round-trip it so the sums match llama.cpp's.
             let scale = f16::from_f32(amax / 127.0).to_f32();
             let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            let start = rows.quants.len();
-            rows.quants
-                .extend(values.iter().map(|v| (v * inverse).round() as i8));
-            let sum: i32 = rows.quants[start..].iter().map(|&q| i32::from(q)).sum();
+            let quants: [i8; BLOCK] = std::array::from_fn(|i| (values[i] * inverse).round() as i8);
+            let sum: i32 = quants.iter().map(|&q| i32::from(q)).sum();
+            rows.quants.push(quants);
             rows.scales.push(scale);
             rows.offsets.push(2 * sum);
         }
@@ -179,16 +183,6 @@ impl Int8Rows {
 mod kernel {
     use super::{BLOCK, Int5Matrix, Int8Rows};
     use std::arch::x86_64::*;
-
-    fn load(bytes: &[u8]) -> __m256i {
-        let block: [u8; BLOCK] = bytes[..BLOCK].try_into().expect("a whole block");
-        bytemuck::cast(block)
-    }
-
-    fn load_signed(bytes: &[i8]) -> __m256i {
-        let block: [i8; BLOCK] = bytes[..BLOCK].try_into().expect("a whole block");
-        bytemuck::cast(block)
-    }
 
     fn horizontal_sum(v: __m256) -> f32 {
         let lanes: [f32; 8] = bytemuck::cast(v);
@@ -217,24 +211,37 @@ mod kernel {
         col: usize,
     ) -> [[f32; C]; R] {
         let blocks = w.k / BLOCK;
+        // Rows sliced to exactly `blocks` long, so indexing by `b < blocks` needs no checks.
+        let weights: [&[[u8; BLOCK]]; C] =
+            std::array::from_fn(|c| &w.quants[(col + c) * blocks..][..blocks]);
+        let weight_scales: [&[f32]; C] =
+            std::array::from_fn(|c| &w.scales[(col + c) * blocks..][..blocks]);
+        let inputs: [&[[i8; BLOCK]]; R] =
+            std::array::from_fn(|r| &x.quants[(row + r) * blocks..][..blocks]);
+        let input_scales: [&[f32]; R] =
+            std::array::from_fn(|r| &x.scales[(row + r) * blocks..][..blocks]);
+        let offsets: [&[i32]; R] =
+            std::array::from_fn(|r| &x.offsets[(row + r) * blocks..][..blocks]);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_ps(); C]; R];
         for b in 0..blocks {
-            let weights: [__m256i; C] =
-                std::array::from_fn(|c| load(&w.quants[((col + c) * blocks + b) * BLOCK..]));
-            let weight_scales: [f32; C] = std::array::from_fn(|c| w.scales[(col + c) * blocks + b]);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let at = (row + r) * blocks + b;
-                let activations = load_signed(&x.quants[at * BLOCK..]);
-                let offset = _mm256_set1_epi32(x.offsets[at]);
-                let scale = x.scales[at];
+            let mut w = [_mm256_setzero_si256(); C];
+            let mut ws = [_mm256_setzero_ps(); C];
+            for c in 0..C {
+                w[c] = bytemuck::cast(weights[c][b]);
+                ws[c] = _mm256_set1_ps(weight_scales[c][b]);
+            }
+            for r in 0..R {
+                let a: __m256i = bytemuck::cast(inputs[r][b]);
+                let offset = _mm256_set1_epi32(offsets[r][b]);
+                let scale = _mm256_set1_ps(input_scales[r][b]);
                 for c in 0..C {
-                    let pairs = _mm256_maddubs_epi16(weights[c], activations);
+                    let pairs = _mm256_maddubs_epi16(w[c], a);
                     let sums = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset);
-                    acc[c] = _mm256_fmadd_ps(
+                    acc[r][c] = _mm256_fmadd_ps(
                         _mm256_cvtepi32_ps(sums),
-                        _mm256_set1_ps(scale * weight_scales[c]),
-                        acc[c],
+                        _mm256_mul_ps(scale, ws[c]),
+                        acc[r][c],
                     );
                 }
             }
@@ -276,8 +283,8 @@ fn reference_dot(w: &Int5Matrix, x: &Int8Rows, row: usize, col: usize) -> f32 {
     let blocks = w.k / BLOCK;
     (0..blocks)
         .map(|b| {
-            let wq = &w.quants[(col * blocks + b) * BLOCK..][..BLOCK];
-            let xq = &x.quants[(row * blocks + b) * BLOCK..][..BLOCK];
+            let wq = &w.quants[col * blocks + b];
+            let xq = &x.quants[row * blocks + b];
             let sum: i32 = wq
                 .iter()
                 .zip(xq)
@@ -328,7 +335,8 @@ mod tests {
         for (r, row) in expected.iter().enumerate() {
             for (i, &value) in row.iter().enumerate() {
                 let at = r * 640 + i;
-                let unpacked = (f32::from(w.quants[at]) - 16.0) * w.scales[at / BLOCK];
+                let unpacked =
+                    (f32::from(w.quants[at / BLOCK][at % BLOCK]) - 16.0) * w.scales[at / BLOCK];
                 assert_eq!(unpacked, value, "row {r} weight {i}");
             }
         }

@@ -5,6 +5,7 @@
 //!
 //! Calls block; they run on worker threads, never inside a tick.
 
+pub mod activation;
 pub mod embed;
 pub mod embedded;
 pub mod gemma3;

@@ -4,7 +4,8 @@
 //! `scripts/bench-llm` runs it beside llama.cpp on the same file and prints the ratios.
 //! Model calls are timed without the prefix cache (distinct prompts). Also reports MiniLM
 //! embedding throughput (sentences/s at batch 32), measured after the language model.
-//! `-- MODEL --prefill-only N` runs N prefills and nothing else, for a profiler.
+//! `-- MODEL --prefill-only N` (or `--decode-only N`: N 64-token generations) runs that work
+//! alone, for a profiler.
 
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
@@ -66,14 +67,16 @@ fn main() {
             .expect("generates")
     };
     run(0, 2);
-    // `--prefill-only N`: N prefills and nothing else, for a profiler.
+    // `--prefill-only N` / `--decode-only N`: that work N times and nothing else, for a profiler.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--prefill-only") {
-        let n: usize = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10);
-        for salt in 0..n {
-            run(100 + salt, 1);
+    for (flag, max_tokens) in [("--prefill-only", 1), ("--decode-only", 65)] {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            let n: usize = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10);
+            for salt in 0..n {
+                run(100 + salt, max_tokens);
+            }
+            return;
         }
-        return;
     }
     let (mut prefill_tokens, mut prefill_s) = (0u32, 0.0);
     for salt in 1..=3 {

@@ -1,17 +1,19 @@
-//! Matrix multiplication for `Q5_0` weights: unpacked once at load, multiplied in register tiles.
+//! Matrix multiplication for `Q5_0` weights, in register tiles, on AVX2.
 //!
 //! Gemma 3 270M's `Q4_K_M` file stores most projections as `Q5_0`, because 640 is not a
 //! multiple of the 256-wide k-quant blocks, and candle 0.11 multiplies `Q5_0` with generic
-//! scalar code (65% of prefill time). Here each weight block (a scale and 32 five-bit integers)
-//! is unpacked at load into 32 bytes `q + 16` (0..=31) and an f32 scale. Activations are
-//! quantised per row into 32-value blocks of signed bytes, as ggml does for `Q5_0`
-//! (`Q8_0`: scale `max|x| / 127`), so the integer sums are llama.cpp's.
+//! scalar code (65% of prefill time). A `Q5_0` block is a scale and 32 five-bit integers `q`
+//! (value `d * (q - 16)`), kept here as in the file: 16 bytes of low nibbles and 32 high bits.
+//! Activations are quantised per row into 32-value blocks of signed bytes, as ggml does for
+//! `Q5_0` (`Q8_0`: scale `max|x| / 127`), so the integer sums are llama.cpp's.
 //!
-//! Unsigned weights make AVX2's `maddubs` (u8 x i8 pairs into i16) exact here: 31 * 127 * 2 is
-//! far from i16 overflow, and the `+16` offset is removed with the activation block's sum. A
-//! tile of 4 activation rows by 2 weight rows shares every load; prefill reuses each weight
-//! block across all rows while it is in cache. Without AVX2 at compile time a scalar version
-//! with the same arithmetic runs.
+//! Unpacked, `q` is an unsigned byte (0..=31), which makes AVX2's `maddubs` (u8 x i8 pairs into
+//! i16) exact: 31 * 127 * 2 is far from i16 overflow; the `-16` is taken out with the
+//! activation block's sum. Decoding (one row) unpacks in registers, so it reads the 5.5-bit
+//! blocks from memory and no more. Several rows (prefill, candidate scoring) unpack each task's
+//! 64 weight rows once into a small buffer and run 4x2 tiles over it, so each weight load
+//! serves 4 rows and each activation load 2 weight rows. Without AVX2 at compile time a scalar
+//! version with the same arithmetic runs.
 
 use super::parallel;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -20,16 +22,17 @@ use half::f16;
 
 const BLOCK: usize = 32;
 const Q5_0_BYTES: usize = 22;
-/// Weight rows per parallel task: 64 rows of 640 weights are 40 KiB, resident in L2.
+/// Weight rows per parallel task: 64 rows of 640 weights unpack to 40 KiB, resident in L2.
 const ROWS_PER_TASK: usize = 64;
 
-/// A `Q5_0` weight matrix `(n, k)` (candle's layout: one row per output) in tile layout.
+/// A `Q5_0` weight matrix `(n, k)` (candle's layout: one row per output), block by block.
 pub struct Int5Matrix {
     n: usize,
     k: usize,
-    /// `q + 16` per weight, 32 to a block, row-major.
-    quants: Vec<[u8; BLOCK]>,
-    /// One scale per 32-weight block, row-major.
+    /// Per block: weight `j` in the low nibble of byte `j`, weight `j + 16` in the high one.
+    low: Vec<[u8; BLOCK / 2]>,
+    /// Per block: bit `j` is weight `j`'s fifth bit.
+    high: Vec<u32>,
     scales: Vec<f32>,
 }
 
@@ -42,7 +45,7 @@ struct Int8Rows {
 }
 
 impl Int5Matrix {
-    /// Unpacks a `Q5_0` tensor; other types are refused.
+    /// Reads a `Q5_0` tensor; other types are refused.
     pub fn from_q5_0(tensor: &QTensor) -> Result<Self> {
         if tensor.dtype() != GgmlDType::Q5_0 {
             bail!("Int5Matrix needs Q5_0 weights, got {:?}", tensor.dtype());
@@ -60,27 +63,46 @@ impl Int5Matrix {
                 blocks * Q5_0_BYTES
             );
         }
-        let mut quants = Vec::with_capacity(blocks);
-        let mut scales = Vec::with_capacity(blocks);
-        for block in data.chunks_exact(Q5_0_BYTES) {
-            // ggml's block_q5_0: f16 scale, 32 fifth bits, 16 bytes of low nibbles (value q - 16).
-            scales.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
-            let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-            let low = &block[6..];
-            let fifth = |j: usize| (((high >> j) & 1) as u8) << 4;
-            quants.push(std::array::from_fn(|j| {
-                if j < BLOCK / 2 {
-                    (low[j] & 0x0F) | fifth(j)
-                } else {
-                    (low[j - BLOCK / 2] >> 4) | fifth(j)
-                }
-            }));
-        }
-        Ok(Self {
+        let mut matrix = Self {
             n,
             k,
-            quants,
-            scales,
+            low: Vec::with_capacity(blocks),
+            high: Vec::with_capacity(blocks),
+            scales: Vec::with_capacity(blocks),
+        };
+        for block in data.chunks_exact(Q5_0_BYTES) {
+            // ggml's block_q5_0: f16 scale, 32 fifth bits, 16 bytes of low nibbles.
+            matrix
+                .scales
+                .push(f16::from_le_bytes([block[0], block[1]]).to_f32());
+            matrix
+                .high
+                .push(u32::from_le_bytes([block[2], block[3], block[4], block[5]]));
+            matrix
+                .low
+                .push(block[6..].try_into().expect("16 bytes of nibbles"));
+        }
+        Ok(matrix)
+    }
+
+    fn blocks_per_row(&self) -> usize {
+        self.k / BLOCK
+    }
+
+    /// Block `at`'s 32 values `q` (0..=31), by plain bit arithmetic.
+    #[cfg_attr(
+        all(target_feature = "avx2", target_feature = "fma", not(test)),
+        allow(dead_code, reason = "the scalar kernel's and the tests' reference")
+    )]
+    fn unpacked(&self, at: usize) -> [u8; BLOCK] {
+        let (low, high) = (&self.low[at], self.high[at]);
+        std::array::from_fn(|j| {
+            let nibble = if j < BLOCK / 2 {
+                low[j] & 0x0F
+            } else {
+                low[j - BLOCK / 2] >> 4
+            };
+            nibble | ((((high >> j) & 1) as u8) << 4)
         })
     }
 
@@ -95,14 +117,15 @@ impl Int5Matrix {
         let n = self.n;
         let parts = parallel::map(n.div_ceil(ROWS_PER_TASK), |task| {
             let cols = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(n);
-            let mut part = vec![0f32; m * cols.len()];
-            self.multiply(&rows, m, cols, &mut part);
-            part
+            self.multiply(&rows, m, cols)
         });
+        if m == 1 {
+            return Tensor::from_vec(parts.concat(), (1, n), &Device::Cpu);
+        }
         let mut out = vec![0f32; m * n];
         for (task, part) in parts.iter().enumerate() {
             let first = task * ROWS_PER_TASK;
-            let width = part.len() / m.max(1);
+            let width = part.len() / m;
             for r in 0..m {
                 out[r * n + first..r * n + first + width]
                     .copy_from_slice(&part[r * width..(r + 1) * width]);
@@ -111,9 +134,19 @@ impl Int5Matrix {
         Tensor::from_vec(out, (m, n), &Device::Cpu)
     }
 
-    /// Fills `out (m, cols.len())` for weight rows `cols`, tile by tile.
-    fn multiply(&self, x: &Int8Rows, m: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+    /// `(m, cols.len())` outputs for weight rows `cols`.
+    fn multiply(&self, x: &Int8Rows, m: usize, cols: std::ops::Range<usize>) -> Vec<f32> {
+        if m == 1 {
+            return cols.map(|c| kernel::dot_packed(self, x, c)).collect();
+        }
+        let blocks = self.blocks_per_row();
+        let tile = Tiles {
+            weights: &kernel::unpack(self, cols.start * blocks..cols.end * blocks),
+            scales: &self.scales[cols.start * blocks..cols.end * blocks],
+            blocks,
+        };
         let width = cols.len();
+        let mut out = vec![0f32; m * width];
         let mut c = 0;
         while c < width {
             let two = c + 2 <= width;
@@ -121,31 +154,40 @@ impl Int5Matrix {
             while r < m {
                 let four = r + 4 <= m;
                 match (four, two) {
-                    (true, true) => self.tile::<4, 2>(x, r, cols.start + c, out, width, c),
-                    (true, false) => self.tile::<4, 1>(x, r, cols.start + c, out, width, c),
-                    (false, true) => self.tile::<1, 2>(x, r, cols.start + c, out, width, c),
-                    (false, false) => self.tile::<1, 1>(x, r, cols.start + c, out, width, c),
+                    (true, true) => tile.run::<4, 2>(x, r, c, &mut out, width),
+                    (true, false) => tile.run::<4, 1>(x, r, c, &mut out, width),
+                    (false, true) => tile.run::<1, 2>(x, r, c, &mut out, width),
+                    (false, false) => tile.run::<1, 1>(x, r, c, &mut out, width),
                 }
                 r += if four { 4 } else { 1 };
             }
             c += if two { 2 } else { 1 };
         }
+        out
     }
+}
 
-    /// Dot products of activation rows `row..row+R` with weight rows `col..col+C`.
+/// Unpacked weight rows of one task: `q` bytes and scales, `blocks` per row.
+struct Tiles<'a> {
+    weights: &'a [[u8; BLOCK]],
+    scales: &'a [f32],
+    blocks: usize,
+}
+
+impl Tiles<'_> {
+    /// Dot products of activation rows `row..row+R` with weight rows `col..col+C` into `out`.
     #[inline(always)]
-    fn tile<const R: usize, const C: usize>(
+    fn run<const R: usize, const C: usize>(
         &self,
         x: &Int8Rows,
         row: usize,
         col: usize,
         out: &mut [f32],
         width: usize,
-        out_col: usize,
     ) {
         let sums = kernel::tile::<R, C>(self, x, row, col);
         for (r, sums) in sums.iter().enumerate() {
-            out[(row + r) * width + out_col..][..C].copy_from_slice(sums);
+            out[(row + r) * width + col..][..C].copy_from_slice(sums);
         }
     }
 }
@@ -181,7 +223,10 @@ impl Int8Rows {
 ))]
 #[allow(unsafe_code)]
 mod kernel {
-    use super::{BLOCK, Int5Matrix, Int8Rows};
+    //! SAFETY, for every `unsafe` call below: this module is compiled only when AVX2 and FMA
+    //! are enabled for the whole crate (the `cfg` above), so every CPU the binary is built for
+    //! has them.
+    use super::{BLOCK, Int5Matrix, Int8Rows, Tiles};
     use std::arch::x86_64::*;
 
     fn horizontal_sum(v: __m256) -> f32 {
@@ -191,31 +236,94 @@ mod kernel {
             + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
     }
 
+    /// Block `at`'s 32 values `q` (0..=31) in one register (llama.cpp's `bytes_from_bits_32`
+    /// and `bytes_from_nibbles_32`).
+    #[target_feature(enable = "avx2,fma")]
+    fn unpack_block(w: &Int5Matrix, at: usize) -> __m256i {
+        let low: __m128i = bytemuck::cast(w.low[at]);
+        let nibbles = _mm256_and_si256(
+            _mm256_set_m128i(_mm_srli_epi16(low, 4), low),
+            _mm256_set1_epi8(0x0F),
+        );
+        let byte_of_bit = _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        );
+        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(w.high[at] as i32), byte_of_bit);
+        let all_but_bit = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, all_but_bit), _mm256_set1_epi64x(-1));
+        _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+    }
+
+    /// Blocks `range` of `w`, unpacked.
+    pub(super) fn unpack(w: &Int5Matrix, range: std::ops::Range<usize>) -> Vec<[u8; BLOCK]> {
+        unsafe { unpack_avx2(w, range) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn unpack_avx2(w: &Int5Matrix, range: std::ops::Range<usize>) -> Vec<[u8; BLOCK]> {
+        range
+            .map(|at| bytemuck::cast(unpack_block(w, at)))
+            .collect()
+    }
+
+    /// One activation row (the only one) with weight row `col`, unpacking in registers.
+    pub(super) fn dot_packed(w: &Int5Matrix, x: &Int8Rows, col: usize) -> f32 {
+        unsafe { dot_packed_avx2(w, x, col) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_packed_avx2(w: &Int5Matrix, x: &Int8Rows, col: usize) -> f32 {
+        let blocks = w.blocks_per_row();
+        let first = col * blocks;
+        let (inputs, input_scales, offsets) = (
+            &x.quants[..blocks],
+            &x.scales[..blocks],
+            &x.offsets[..blocks],
+        );
+        let weight_scales = &w.scales[first..][..blocks];
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..blocks {
+            let pairs = _mm256_maddubs_epi16(unpack_block(w, first + b), bytemuck::cast(inputs[b]));
+            let sums = _mm256_sub_epi32(
+                _mm256_madd_epi16(pairs, ones),
+                _mm256_set1_epi32(offsets[b]),
+            );
+            acc = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(sums),
+                _mm256_set1_ps(input_scales[b] * weight_scales[b]),
+                acc,
+            );
+        }
+        horizontal_sum(acc)
+    }
+
     #[inline(always)]
     pub(super) fn tile<const R: usize, const C: usize>(
-        w: &Int5Matrix,
+        t: &Tiles<'_>,
         x: &Int8Rows,
         row: usize,
         col: usize,
     ) -> [[f32; C]; R] {
-        // SAFETY: this module is compiled only when AVX2 and FMA are enabled for the whole
-        // crate (see the `cfg` above), so every CPU the binary is built for has them.
-        unsafe { tile_avx2::<R, C>(w, x, row, col) }
+        unsafe { tile_avx2::<R, C>(t, x, row, col) }
     }
 
     #[target_feature(enable = "avx2,fma")]
     fn tile_avx2<const R: usize, const C: usize>(
-        w: &Int5Matrix,
+        t: &Tiles<'_>,
         x: &Int8Rows,
         row: usize,
         col: usize,
     ) -> [[f32; C]; R] {
-        let blocks = w.k / BLOCK;
+        let blocks = t.blocks;
         // Rows sliced to exactly `blocks` long, so indexing by `b < blocks` needs no checks.
         let weights: [&[[u8; BLOCK]]; C] =
-            std::array::from_fn(|c| &w.quants[(col + c) * blocks..][..blocks]);
+            std::array::from_fn(|c| &t.weights[(col + c) * blocks..][..blocks]);
         let weight_scales: [&[f32]; C] =
-            std::array::from_fn(|c| &w.scales[(col + c) * blocks..][..blocks]);
+            std::array::from_fn(|c| &t.scales[(col + c) * blocks..][..blocks]);
         let inputs: [&[[i8; BLOCK]]; R] =
             std::array::from_fn(|r| &x.quants[(row + r) * blocks..][..blocks]);
         let input_scales: [&[f32]; R] =
@@ -256,41 +364,51 @@ mod kernel {
     target_feature = "fma"
 )))]
 mod kernel {
-    use super::{BLOCK, Int5Matrix, Int8Rows};
+    use super::{BLOCK, Int5Matrix, Int8Rows, Tiles};
+
+    pub(super) fn unpack(w: &Int5Matrix, range: std::ops::Range<usize>) -> Vec<[u8; BLOCK]> {
+        range.map(|at| w.unpacked(at)).collect()
+    }
+
+    pub(super) fn dot_packed(w: &Int5Matrix, x: &Int8Rows, col: usize) -> f32 {
+        let blocks = w.blocks_per_row();
+        let weights = unpack(w, col * blocks..(col + 1) * blocks);
+        let scales = &w.scales[col * blocks..(col + 1) * blocks];
+        super::dot(&weights, scales, x, 0)
+    }
 
     pub(super) fn tile<const R: usize, const C: usize>(
-        w: &Int5Matrix,
+        t: &Tiles<'_>,
         x: &Int8Rows,
         row: usize,
         col: usize,
     ) -> [[f32; C]; R] {
+        let b = t.blocks;
         std::array::from_fn(|r| {
-            std::array::from_fn(|c| super::reference_dot(w, x, row + r, col + c))
+            std::array::from_fn(|c| {
+                let at = (col + c) * b..(col + c + 1) * b;
+                super::dot(&t.weights[at.clone()], &t.scales[at], x, row + r)
+            })
         })
     }
 }
 
 /// One output by plain integer arithmetic: the definition the kernels must reproduce.
 #[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
+    all(target_feature = "avx2", target_feature = "fma", not(test)),
+    allow(dead_code, reason = "the scalar kernel's and the tests' reference")
 )]
-fn reference_dot(w: &Int5Matrix, x: &Int8Rows, row: usize, col: usize) -> f32 {
-    let blocks = w.k / BLOCK;
+fn dot(weights: &[[u8; BLOCK]], scales: &[f32], x: &Int8Rows, row: usize) -> f32 {
+    let blocks = weights.len();
     (0..blocks)
         .map(|b| {
-            let wq = &w.quants[col * blocks + b];
             let xq = &x.quants[row * blocks + b];
-            let sum: i32 = wq
+            let sum: i32 = weights[b]
                 .iter()
                 .zip(xq)
                 .map(|(&w, &x)| (i32::from(w) - 16) * i32::from(x))
                 .sum();
-            sum as f32 * w.scales[col * blocks + b] * x.scales[row * blocks + b]
+            sum as f32 * scales[b] * x.scales[row * blocks + b]
         })
         .sum()
 }
@@ -336,7 +454,7 @@ mod tests {
             for (i, &value) in row.iter().enumerate() {
                 let at = r * 640 + i;
                 let unpacked =
-                    (f32::from(w.quants[at / BLOCK][at % BLOCK]) - 16.0) * w.scales[at / BLOCK];
+                    (f32::from(w.unpacked(at / BLOCK)[at % BLOCK]) - 16.0) * w.scales[at / BLOCK];
                 assert_eq!(unpacked, value, "row {r} weight {i}");
             }
         }
@@ -365,22 +483,37 @@ mod tests {
 
     #[test]
     fn kernel_reproduces_the_integer_definition() {
-        let (m, n) = (9, 5);
-        let q5 = QTensor::quantize(&random(n, 320, 7), GgmlDType::Q5_0).unwrap();
-        let w = Int5Matrix::from_q5_0(&q5).unwrap();
-        let input = random(m, 320, 8);
-        let x = input.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let rows = Int8Rows::quantize(&x, m, 320);
-        let got = w.forward(&input).unwrap().to_vec2::<f32>().unwrap();
-        for (r, got) in got.iter().enumerate() {
-            for (c, &value) in got.iter().enumerate() {
-                let expected = reference_dot(&w, &rows, r, c);
-                assert!(
-                    (value - expected).abs() <= expected.abs() * 1e-5 + 1e-6,
-                    "({r},{c}): {value} vs {expected}"
-                );
+        // m = 1 takes the in-register unpacking path, m = 9 the tiles.
+        for m in [1, 9] {
+            let n = 5;
+            let q5 = QTensor::quantize(&random(n, 320, 7), GgmlDType::Q5_0).unwrap();
+            let w = Int5Matrix::from_q5_0(&q5).unwrap();
+            let input = random(m, 320, 8);
+            let x = input.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let rows = Int8Rows::quantize(&x, m, 320);
+            let got = w.forward(&input).unwrap().to_vec2::<f32>().unwrap();
+            for (r, got) in got.iter().enumerate() {
+                for (c, &value) in got.iter().enumerate() {
+                    let blocks = c * 10..(c + 1) * 10;
+                    let weights: Vec<[u8; BLOCK]> =
+                        blocks.clone().map(|at| w.unpacked(at)).collect();
+                    let expected = dot(&weights, &w.scales[blocks], &rows, r);
+                    assert!(
+                        (value - expected).abs() <= expected.abs() * 1e-5 + 1e-6,
+                        "m={m} ({r},{c}): {value} vs {expected}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn simd_unpacking_matches_the_bit_arithmetic() {
+        let q5 = QTensor::quantize(&random(8, 640, 9), GgmlDType::Q5_0).unwrap();
+        let w = Int5Matrix::from_q5_0(&q5).unwrap();
+        let blocks = w.low.len();
+        let expected: Vec<[u8; BLOCK]> = (0..blocks).map(|at| w.unpacked(at)).collect();
+        assert_eq!(kernel::unpack(&w, 0..blocks), expected);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::agents::BrainKind;
 use crate::llm::embedded::{EmbeddedModel, EmbeddedOptions};
+use crate::llm::openai::{OpenAiConfig, OpenAiModel};
 use crate::llm::{GenerateRequest, LanguageModel, SamplingParams, ScoreRequest, locate};
 use crate::sim::{self, SimConfig};
 use crate::world::TownMap;
@@ -78,11 +79,27 @@ pub struct ModelArgs {
     /// GGUF model file [default: $AGORA_MODEL, else the model cache filled by scripts/fetch-models].
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Use an OpenAI-compatible server instead, e.g. http://127.0.0.1:8000/v1 (vLLM,
+    /// llama.cpp's server, Ollama). Key and limits: AGORA_OPENAI_API_KEY,
+    /// AGORA_OPENAI_TIMEOUT_S, AGORA_OPENAI_MAX_IN_FLIGHT.
+    #[arg(long, env = "AGORA_OPENAI_BASE_URL", conflicts_with = "model")]
+    pub openai: Option<String>,
+    /// The model name the server knows.
+    #[arg(long, env = "AGORA_OPENAI_MODEL", default_value = "default")]
+    pub openai_model: String,
 }
 
-fn load_model(args: &ModelArgs) -> Result<EmbeddedModel, String> {
+fn load_model(args: &ModelArgs) -> Result<Box<dyn LanguageModel>, String> {
+    if let Some(base) = &args.openai {
+        let config = OpenAiConfig::new(base, &args.openai_model)
+            .with_env()
+            .map_err(|e| e.to_string())?;
+        return Ok(Box::new(OpenAiModel::new(config)));
+    }
     let path = locate::language_model(args.model.as_deref()).map_err(|e| e.to_string())?;
-    EmbeddedModel::load(&path, EmbeddedOptions::default()).map_err(|e| e.to_string())
+    let model =
+        EmbeddedModel::load(&path, EmbeddedOptions::default()).map_err(|e| e.to_string())?;
+    Ok(Box::new(model))
 }
 
 #[derive(Debug, Args)]

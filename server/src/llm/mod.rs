@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod int5;
 pub mod linear;
 pub mod locate;
+pub mod openai;
 pub mod parallel;
 pub mod sampling;
 pub mod tokenizer;

@@ -221,6 +221,9 @@ fn sim_writes_events_and_summary() {
     assert_eq!(summary["agents"], 2);
     assert_eq!(summary["ticks"], 720);
     assert_eq!(summary["game_hours"], 2.0);
+    // The routine brain makes no model calls; the fields are there for the brains that do.
+    assert_eq!(summary["llm"], serde_json::json!({}));
+    assert_eq!(summary["llm_tokens_per_agent_hour"], 0.0);
     let events = std::fs::read_to_string(out_dir.path().join("events.jsonl")).unwrap();
     assert_eq!(
         events.lines().count() as u64,

@@ -188,6 +188,11 @@ impl LlmWorkers {
             .unwrap_or_default()
     }
 
+    /// Calls so far by purpose, as `sim`'s summary reports them.
+    pub fn metrics_summary(&self) -> BTreeMap<&'static str, PurposeStats> {
+        self.metrics.lock().map(|m| m.summary()).unwrap_or_default()
+    }
+
     /// Jobs waiting plus jobs running.
     pub fn pending(&self) -> usize {
         let queued = self.queue.0.lock().map(|q| q.len()).unwrap_or(0);
@@ -450,7 +455,7 @@ mod tests {
             Ok(JobOutput::Generated(g)) => assert_eq!(g.text, "cba"),
             other => panic!("{other:?}"),
         }
-        let summary = workers.metrics.lock().unwrap().summary();
+        let summary = workers.metrics_summary();
         assert_eq!(summary["plan"].calls, 1);
         assert_eq!(
             (summary["plan"].tokens_in, summary["plan"].tokens_out),
@@ -476,7 +481,7 @@ mod tests {
                 .iter()
                 .any(|o| matches!(o, Err(LlmError::Unavailable(e)) if e.contains("queue full")))
         );
-        assert!(workers.metrics.lock().unwrap().summary()["decide"].rejected >= 3);
+        assert!(workers.metrics_summary()["decide"].rejected >= 3);
     }
 
     #[test]
@@ -497,10 +502,7 @@ mod tests {
         assert!(matches!(results[0].output, Err(LlmError::Unavailable(_))));
         assert!(matches!(&results[1].output, Err(LlmError::Model(e)) if e.contains("panicked")));
         assert!(results[2].output.is_ok());
-        assert_eq!(
-            workers.metrics.lock().unwrap().summary()["converse"].errors,
-            2
-        );
+        assert_eq!(workers.metrics_summary()["converse"].errors, 2);
     }
 
     #[test]

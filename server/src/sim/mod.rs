@@ -15,6 +15,7 @@ pub use summary::{SimSummary, TickStats};
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::event_log::{EventLog, JsonlFileSink};
+use crate::llm::worker::LlmWorkers;
 use crate::world::{GameClock, MapError, TownMap};
 use crate::{WorldSetup, headless_app};
 use agora_shared::GameTime;
@@ -139,6 +140,10 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     progress.finish();
 
     let world = app.world_mut();
+    let llm = world
+        .get_resource::<LlmWorkers>()
+        .map(LlmWorkers::metrics_summary)
+        .unwrap_or_default();
     let clock = world.resource::<GameClock>().clone();
     let mut log = world.resource_mut::<EventLog>();
     log.record(&clock, Event::RunFinished { ticks });
@@ -155,6 +160,7 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         stats,
         personas,
         tick_times,
+        llm,
     });
     summary
         .write(&config.out.join("summary.json"))

@@ -1,5 +1,6 @@
 use super::SimConfig;
 use crate::event_log::LogStats;
+use crate::llm::worker::PurposeStats;
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +32,10 @@ pub struct SimSummary {
     pub tick_us: TickStats,
     /// Persona id and content hash of every persona the run used (provenance).
     pub personas: BTreeMap<String, String>,
+    /// Language-model calls by purpose (empty when no brain used a model).
+    pub llm: BTreeMap<&'static str, PurposeStats>,
+    /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
+    pub llm_tokens_per_agent_hour: f64,
 }
 
 /// Tick wall-clock statistics, in microseconds.
@@ -68,11 +73,14 @@ pub(super) struct SummaryInputs<'a> {
     pub stats: LogStats,
     pub personas: Vec<(String, String)>,
     pub tick_times: Vec<Duration>,
+    pub llm: BTreeMap<&'static str, PurposeStats>,
 }
 
 impl SimSummary {
     pub(super) fn new(i: SummaryInputs<'_>) -> Self {
         let wall_seconds = i.wall.as_secs_f64();
+        let game_hours = i.ticks as f64 * i.config.tick_ms as f64 / 3_600_000.0;
+        let llm_tokens: u64 = i.llm.values().map(|p| p.tokens_in + p.tokens_out).sum();
         Self {
             format: EVENT_FORMAT_VERSION,
             agora_version: env!("CARGO_PKG_VERSION").into(),
@@ -82,7 +90,7 @@ impl SimSummary {
             seed: i.config.seed,
             start: i.config.start.to_string(),
             tick_ms: i.config.tick_ms,
-            game_hours: i.ticks as f64 * i.config.tick_ms as f64 / 3_600_000.0,
+            game_hours,
             ticks: i.ticks,
             wall_seconds,
             ticks_per_second: i.ticks as f64 / wall_seconds.max(1e-9),
@@ -92,6 +100,9 @@ impl SimSummary {
             events_bytes: i.stats.bytes,
             tick_us: TickStats::from_durations(&i.tick_times),
             personas: i.personas.into_iter().collect(),
+            llm_tokens_per_agent_hour: llm_tokens as f64
+                / (i.agents.max(1) as f64 * game_hours.max(1e-9)),
+            llm: i.llm,
         }
     }
 

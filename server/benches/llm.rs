@@ -3,9 +3,10 @@
 //! `cargo bench -p agora-server --bench llm -- [MODEL.gguf]` prints one JSON line;
 //! `scripts/bench-llm` runs it beside llama.cpp on the same file and prints the ratios.
 //! Model calls are timed without the prefix cache (distinct prompts). Also reports MiniLM
-//! embedding throughput (sentences/s at batch 32), measured after the language model.
-//! `-- MODEL --prefill-only N` (or `--decode-only N`: N 64-token generations) runs that work
-//! alone, for a profiler.
+//! embedding throughput (sentences/s at batch 32, ~7-token and ~14-token sentences), measured
+//! after the language model.
+//! `-- MODEL --prefill-only N` (or `--decode-only N`: N 64-token generations; `--embed-only N`)
+//! runs that work alone, for a profiler.
 
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
@@ -37,6 +38,27 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// MiniLM sentences per second for short (~7-token) and longer (~14-token) sentences: 320 of
+/// each in batches of 32 (zeros without the model).
+fn embed_throughput() -> (f64, f64) {
+    let Ok(embedder) =
+        agora_server::llm::embed::Embedder::load(&agora_server::llm::embed::default_folder())
+    else {
+        return (0.0, 0.0);
+    };
+    let rate = |make: &dyn Fn(usize) -> String| {
+        let sentences: Vec<String> = (0..320).map(make).collect();
+        let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+        let t = Instant::now();
+        embedder.embed(&refs).expect("embeds");
+        refs.len() as f64 / t.elapsed().as_secs_f64()
+    };
+    (
+        rate(&|i| format!("Agent {i} went home.")),
+        rate(&|i| format!("Agent {i} remembers walking to the cafe on a rainy morning.")),
+    )
+}
+
 fn main() {
     let path = std::env::args()
         .skip(1)
@@ -46,6 +68,15 @@ fn main() {
             PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".cache/agora/models/gemma-3-270m-q4_k_m.gguf")
         });
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--embed-only") {
+        let n: usize = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10);
+        for _ in 0..n {
+            let (short, long) = embed_throughput();
+            println!("{short:.0} short, {long:.0} longer sentences/s");
+        }
+        return;
+    }
     let load = Instant::now();
     let model = EmbeddedModel::load(&path, EmbeddedOptions::default()).expect("model loads");
     let load_s = load.elapsed().as_secs_f64();
@@ -68,7 +99,6 @@ fn main() {
     };
     run(0, 2);
     // `--prefill-only N` / `--decode-only N`: that work N times and nothing else, for a profiler.
-    let args: Vec<String> = std::env::args().collect();
     for (flag, max_tokens) in [("--prefill-only", 1), ("--decode-only", 65)] {
         if let Some(i) = args.iter().position(|a| a == flag) {
             let n: usize = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -91,28 +121,16 @@ fn main() {
     let decode_s = (full.usage.elapsed.as_secs_f64() - one.usage.elapsed.as_secs_f64()).max(1e-9);
     // Peak memory of the language model alone, before the embedder is loaded.
     let peak_rss = peak_rss_mb();
-    // Embeddings: 320 short sentences in batches of 32.
-    let embed_sps =
-        agora_server::llm::embed::Embedder::load(&agora_server::llm::embed::default_folder())
-            .ok()
-            .map(|e| {
-                let sentences: Vec<String> = (0..320)
-                    .map(|i| format!("Agent {i} remembers walking to the cafe on a rainy morning."))
-                    .collect();
-                let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
-                let t = Instant::now();
-                e.embed(&refs).expect("embeds");
-                refs.len() as f64 / t.elapsed().as_secs_f64()
-            })
-            .unwrap_or(0.0);
+    let (embed_short, embed_long) = embed_throughput();
     println!(
-        "{{\"engine\":\"candle\",\"prompt_tokens\":{},\"prefill_tps\":{:.1},\"decode_tps\":{:.1},\"peak_rss_mb\":{:.0},\"load_s\":{:.2},\"threads\":{},\"embed_sentences_per_s\":{:.0}}}",
+        "{{\"engine\":\"candle\",\"prompt_tokens\":{},\"prefill_tps\":{:.1},\"decode_tps\":{:.1},\"peak_rss_mb\":{:.0},\"load_s\":{:.2},\"threads\":{},\"embed_sentences_per_s\":{:.0},\"embed_sentences_per_s_14_tokens\":{:.0}}}",
         prefill_tokens / 3,
         f64::from(prefill_tokens) / prefill_s,
         f64::from(decode_tokens) / decode_s,
         peak_rss,
         load_s,
         candle_core::utils::get_num_threads(),
-        embed_sps
+        embed_short,
+        embed_long
     );
 }

@@ -2,13 +2,14 @@
 //! (`python -m llama_cpp.server`) on the default GGUF, compared with the embedded model.
 //! Needs `scripts/install-llama-cpp-python` (scripts/test runs it) and `scripts/fetch-models`.
 
+mod common;
+
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_server::llm::openai::{OpenAiConfig, OpenAiModel, ScoringMode};
 use agora_server::llm::{
     GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest, locate,
 };
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,14 +21,7 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
-        let python = std::env::var_os("AGORA_LLAMA_CPP_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| locate::model_cache().join(".venv-llama-cpp/bin/python"));
-        assert!(
-            python.exists(),
-            "no llama-cpp-python at {}: run scripts/install-llama-cpp-python",
-            python.display()
-        );
+        let python = common::llama_cpp_python();
         let model = locate::language_model(None).expect("run scripts/fetch-models");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()

@@ -1,7 +1,7 @@
 //! The embedded backend: a GGUF model run in-process by candle, with a cache of prompt
 //! prefixes (an agent's fixed preamble is computed once) and batched candidate scoring.
 
-use super::gemma3::{Chunk, Gemma3, KvCache};
+use super::decoder::{Chunk, Decoder, KvCache};
 use super::gguf::GgufFile;
 use super::sampling::{Sampler, log_softmax};
 use super::tokenizer::Tokenizer;
@@ -36,7 +36,7 @@ impl Default for EmbeddedOptions {
 pub struct EmbeddedModel {
     name: String,
     pub tokenizer: Tokenizer,
-    model: Gemma3,
+    model: Decoder,
     prefixes: Mutex<PrefixCache>,
 }
 
@@ -44,7 +44,7 @@ impl EmbeddedModel {
     pub fn load(path: &Path, options: EmbeddedOptions) -> Result<Self, LlmError> {
         let mut file = GgufFile::open(path)?;
         let tokenizer = file.tokenizer()?;
-        let model = Gemma3::load(&mut file, options.max_context)?;
+        let model = Decoder::load(&mut file, options.max_context)?;
         if tokenizer.vocab_size() > model.config.vocab {
             return Err(LlmError::Model(format!(
                 "{}: tokenizer has {} tokens but the model only {}",

@@ -90,12 +90,14 @@ impl GgufFile {
             .map_err(|e| LlmError::Model(format!("{}: tensor {name}: {e}", self.path.display())))
     }
 
-    /// The tokenizer stored in the file (`tokenizer.ggml.*`), SentencePiece models only.
+    /// The tokenizer stored in the file (`tokenizer.ggml.*`): SentencePiece (`llama`) or
+    /// byte-level BPE (`gpt2`).
     pub fn tokenizer(&self) -> Result<Tokenizer, LlmError> {
         let model = self.string("tokenizer.ggml.model")?;
-        if model != "llama" {
+        if model != "llama" && model != "gpt2" {
             return Err(LlmError::Model(format!(
-                "{}: tokenizer model {model:?} is not supported yet (only SentencePiece, \"llama\")",
+                "{}: tokenizer model {model:?} is not supported (SentencePiece \"llama\" and \
+                 byte-level BPE \"gpt2\" are)",
                 self.path.display()
             )));
         }
@@ -127,14 +129,29 @@ impl GgufFile {
             })
             .collect::<Result<Vec<_>, LlmError>>()?;
         let id = |key: &str| self.uint(key).ok().and_then(|v| u32::try_from(v).ok());
-        Tokenizer::new(
-            vocab,
-            SpecialTokens {
-                bos: id("tokenizer.ggml.bos_token_id"),
-                eos: id("tokenizer.ggml.eos_token_id"),
-                add_bos: self.flag("tokenizer.ggml.add_bos_token").unwrap_or(true),
-                add_space_prefix: self.flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
-            },
-        )
+        let bpe = model == "gpt2";
+        let special = SpecialTokens {
+            bos: id("tokenizer.ggml.bos_token_id"),
+            eos: id("tokenizer.ggml.eos_token_id"),
+            // llama.cpp's defaults: SentencePiece models add BOS and a space prefix, BPE none.
+            add_bos: self.flag("tokenizer.ggml.add_bos_token").unwrap_or(!bpe),
+            add_space_prefix: self.flag("tokenizer.ggml.add_space_prefix").unwrap_or(!bpe),
+        };
+        if !bpe {
+            return Tokenizer::new(vocab, special);
+        }
+        let merges = list("tokenizer.ggml.merges")?
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.to_string()
+                    .cloned()
+                    .map_err(|e| LlmError::Model(format!("tokenizer.ggml.merges[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pre = self
+            .string("tokenizer.ggml.pre")
+            .unwrap_or_else(|_| "default".into());
+        Tokenizer::new_bpe(vocab, special, &pre, &merges)
     }
 }

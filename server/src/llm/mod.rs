@@ -1,14 +1,15 @@
 //! Language models: the interface the rest of the server uses, and its backends.
 //!
 //! - [`LanguageModel`]: generate text, score candidate continuations by log-likelihood.
-//! - The embedded backend runs a GGUF file in-process with candle ([`gemma3`], [`tokenizer`]).
+//! - The embedded backend runs a GGUF file in-process with candle ([`decoder`], [`tokenizer`]).
 //!
 //! Calls block; they run on worker threads, never inside a tick.
 
 pub mod activation;
+pub mod bpe;
+pub mod decoder;
 pub mod embed;
 pub mod embedded;
-pub mod gemma3;
 pub mod gguf;
 pub mod int5;
 pub mod linear;

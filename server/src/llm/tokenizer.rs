@@ -1,11 +1,14 @@
-//! A SentencePiece (BPE-with-scores) tokenizer built from a GGUF file's own metadata, so a
-//! single .gguf is all a user needs. It reproduces llama.cpp's `llm_tokenizer_spm`: text is
-//! first split on special and user-defined tokens (matched verbatim, longest first), then each
-//! piece is merged symbol by symbol by score, falling back to `<0xXX>` byte tokens.
+//! The tokenizer built from a GGUF file's own metadata, so a single .gguf is all a user needs.
+//! Text is first split on special and user-defined tokens (matched verbatim, longest first),
+//! as llama.cpp does; then each piece is tokenized by the file's model: SentencePiece
+//! (`llama`: Gemma, Llama 2; llama.cpp's `llm_tokenizer_spm`, merging symbols by score and
+//! falling back to `<0xXX>` byte tokens) or byte-level BPE (`gpt2`: Qwen, Llama 3; see
+//! [`super::bpe`]).
 //!
 //! The metadata is untrusted input: every id read from it is bounds-checked.
 
 use super::LlmError;
+use super::bpe::Bpe;
 use std::collections::{BinaryHeap, HashMap};
 
 /// `tokenizer.ggml.token_type` values.
@@ -58,6 +61,8 @@ pub struct Tokenizer {
     /// Specials by their first byte, to find candidates without scanning all of them.
     specials_by_first_byte: HashMap<u8, Vec<u32>>,
     byte_tokens: [Option<u32>; 256],
+    /// Byte-level BPE models (`gpt2`); SentencePiece (`llama`) when `None`.
+    bpe: Option<Bpe>,
     pub special: SpecialTokens,
 }
 
@@ -118,8 +123,22 @@ impl Tokenizer {
             specials,
             specials_by_first_byte,
             byte_tokens,
+            bpe: None,
             special,
         })
+    }
+
+    /// A byte-level BPE tokenizer (`tokenizer.ggml.model = "gpt2"`): `pre` names the
+    /// pre-tokenizer, `merges` are `"left right"` in rank order.
+    pub fn new_bpe(
+        vocab: Vec<Token>,
+        special: SpecialTokens,
+        pre: &str,
+        merges: &[String],
+    ) -> Result<Self, LlmError> {
+        let mut tokenizer = Self::new(vocab, special)?;
+        tokenizer.bpe = Some(Bpe::new(pre, merges, &tokenizer.lookup)?);
+        Ok(tokenizer)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -152,6 +171,9 @@ impl Tokenizer {
                     out.push(id);
                     previous_was_special = true;
                 }
+                Fragment::Text(piece) if let Some(bpe) = &self.bpe => {
+                    bpe.encode(piece, &self.lookup, &mut out);
+                }
                 Fragment::Text(piece) => {
                     let mut escaped = String::with_capacity(piece.len() + 3);
                     if self.special.add_space_prefix && previous_was_special {
@@ -183,9 +205,10 @@ impl Tokenizer {
             return;
         };
         match token.kind {
-            TokenType::Normal | TokenType::Unused => {
-                out.extend_from_slice(token.text.replace('▁', " ").as_bytes())
-            }
+            TokenType::Normal | TokenType::Unused => match &self.bpe {
+                Some(bpe) => bpe.token_bytes(&token.text, out),
+                None => out.extend_from_slice(token.text.replace('▁', " ").as_bytes()),
+            },
             TokenType::UserDefined => out.extend_from_slice(token.text.as_bytes()),
             TokenType::Byte => {
                 if let Some(b) = parse_byte_token(&token.text) {

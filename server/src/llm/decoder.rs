@@ -1,4 +1,6 @@
-//! Gemma 3 forward pass on candle-core's quantized matmuls, written for this project.
+//! A decoder-only transformer forward pass on candle-core's quantized matmuls, written for
+//! this project: Gemma 3 (the default model), Llama (2 and 3) and Qwen3, as llama.cpp builds
+//! their graphs from a GGUF file.
 //!
 //! Why our own: candle 0.11.1's `quantized_gemma3` uses SiLU where Gemma uses GELU (tanh),
 //! builds RoPE tables for 131,072 positions per layer (~2.4 GB), cannot run a multi-token chunk
@@ -8,10 +10,14 @@
 //! in one pass (each attends to the shared prefix and to itself only), and logits computed only
 //! for the rows that are asked for.
 //!
-//! Layout follows llama.cpp's `gemma3` graph: GGUF norm weights already include Gemma's `+1`;
-//! q/k RMS-norm before NeoX RoPE; layers `i % 6 == 5` are global (theta from the file), the
-//! others slide over 512 positions (theta 10,000); GELU-tanh gated MLP; post-attention and
-//! post-FFN norms; output tied to the embedding; no soft-capping.
+//! The families differ in a few places, all read from [`Family`]:
+//! - Gemma 3: embeddings scaled by sqrt(hidden); q/k RMS-norm; NeoX RoPE; layers `i % 6 == 5`
+//!   global (theta from the file), the others sliding over 512 positions (theta 10,000);
+//!   GELU-tanh gated MLP; post-attention and post-FFN norms (GGUF norm weights already include
+//!   Gemma's `+1`); output tied to the embedding.
+//! - Qwen3: q/k RMS-norm; NeoX RoPE; SiLU gated MLP.
+//! - Llama: interleaved RoPE (GGUF's q/k rows are permuted for it), with Llama 3.1's per-frequency
+//!   factors (`rope_freqs.weight`) when present; SiLU gated MLP.
 
 use super::LlmError;
 use super::activation;
@@ -22,9 +28,38 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
 
+/// The architectures this forward pass runs (`general.architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Gemma3,
+    Llama,
+    Qwen3,
+}
+
+impl Family {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "gemma3" => Family::Gemma3,
+            "llama" => Family::Llama,
+            "qwen3" => Family::Qwen3,
+            _ => return None,
+        })
+    }
+
+    /// The metadata key prefix.
+    fn name(self) -> &'static str {
+        match self {
+            Family::Gemma3 => "gemma3",
+            Family::Llama => "llama",
+            Family::Qwen3 => "qwen3",
+        }
+    }
+}
+
 /// Model shape, from the GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    pub family: Family,
     pub layers: usize,
     pub hidden: usize,
     pub heads: usize,
@@ -43,30 +78,48 @@ pub struct Config {
 impl Config {
     pub fn from_gguf(file: &GgufFile, max_context: usize) -> Result<Self, LlmError> {
         let arch = file.string("general.architecture")?;
-        if arch != "gemma3" {
-            return Err(LlmError::Model(format!(
-                "{}: architecture {arch:?}, expected \"gemma3\"",
+        let family = Family::from_name(&arch).ok_or_else(|| {
+            LlmError::Model(format!(
+                "{}: architecture {arch:?} is not supported (gemma3, llama and qwen3 are)",
                 file.path.display()
-            )));
-        }
-        let u = |k: &str| file.uint(&format!("gemma3.{k}")).map(|v| v as usize);
+            ))
+        })?;
+        let key = |k: &str| format!("{}.{k}", family.name());
+        let u = |k: &str| file.uint(&key(k)).map(|v| v as usize);
         let heads = u("attention.head_count")?;
         let kv_heads = u("attention.head_count_kv").unwrap_or(heads);
-        let head_dim = u("attention.key_length")?;
+        let hidden = u("embedding_length")?;
+        let head_dim = u("attention.key_length").unwrap_or(hidden / heads.max(1));
+        let default_theta = match family {
+            Family::Gemma3 | Family::Qwen3 => 1_000_000.0,
+            Family::Llama => 10_000.0,
+        };
+        let rope_global = file.float(&key("rope.freq_base")).unwrap_or(default_theta);
+        let gemma = family == Family::Gemma3;
         let config = Self {
+            family,
             layers: u("block_count")?,
-            hidden: u("embedding_length")?,
+            hidden,
             heads,
             kv_heads,
             head_dim,
             vocab: 0,
             eps: file
-                .float("gemma3.attention.layer_norm_rms_epsilon")
+                .float(&key("attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6),
-            rope_global: file.float("gemma3.rope.freq_base").unwrap_or(1_000_000.0),
-            rope_local: file.float("gemma3.rope.freq_base_swa").unwrap_or(10_000.0),
+            rope_global,
+            rope_local: if gemma {
+                file.float(&key("rope.freq_base_swa")).unwrap_or(10_000.0)
+            } else {
+                rope_global
+            },
             sliding_window: u("attention.sliding_window").unwrap_or(512),
-            sliding_pattern: u("attention.sliding_window_pattern").unwrap_or(6).max(1),
+            // Only Gemma 3 slides (every layer but each sixth); 1 means no sliding layer.
+            sliding_pattern: if gemma {
+                u("attention.sliding_window_pattern").unwrap_or(6).max(1)
+            } else {
+                1
+            },
             max_context: max_context.min(u("context_length").unwrap_or(max_context)),
         };
         let sane = config.layers > 0
@@ -97,20 +150,22 @@ struct Layer {
     q: Linear,
     k: Linear,
     v: Linear,
-    q_norm: Tensor,
-    k_norm: Tensor,
+    /// Gemma 3 and Qwen3.
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
     o: Linear,
-    post_attn_norm: Tensor,
+    /// Gemma 3 only.
+    post_attn_norm: Option<Tensor>,
     ffn_norm: Tensor,
     gate: Linear,
     up: Linear,
     down: Linear,
-    post_ffn_norm: Tensor,
+    post_ffn_norm: Option<Tensor>,
     sliding: bool,
 }
 
 /// The loaded model. Immutable and shareable; per-sequence state lives in [`KvCache`].
-pub struct Gemma3 {
+pub struct Decoder {
     pub config: Config,
     embedding: Arc<QTensor>,
     head: QMatMul,
@@ -119,7 +174,8 @@ pub struct Gemma3 {
     /// cos and sin, (max_context, head_dim / 2), for local and global layers.
     rope_local: (Tensor, Tensor),
     rope_global: (Tensor, Tensor),
-    embed_scale: f64,
+    /// Gemma scales embeddings by sqrt(hidden).
+    embed_scale: Option<f64>,
 }
 
 /// Keys and values of one sequence, per layer: `(kv_heads, capacity, head_dim)` buffers.
@@ -209,7 +265,7 @@ pub struct Chunk<'a> {
     pub keep: bool,
 }
 
-impl Gemma3 {
+impl Decoder {
     pub fn load(file: &mut GgufFile, max_context: usize) -> Result<Self, LlmError> {
         let mut config = Config::from_gguf(file, max_context)?;
         let embedding = Arc::new(file.tensor("token_embd.weight")?);
@@ -229,6 +285,13 @@ impl Gemma3 {
         let dense = |file: &mut GgufFile, name: &str| -> Result<Tensor, LlmError> {
             Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
         };
+        let optional = |file: &mut GgufFile, name: &str| -> Result<Option<Tensor>, LlmError> {
+            if file.has_tensor(name) {
+                dense(file, name).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let matmul = |file: &mut GgufFile, name: &str| -> Result<Linear, LlmError> {
             Ok(Linear::new(file.tensor(name)?)?)
         };
@@ -240,23 +303,30 @@ impl Gemma3 {
                 q: matmul(file, &p("attn_q"))?,
                 k: matmul(file, &p("attn_k"))?,
                 v: matmul(file, &p("attn_v"))?,
-                q_norm: dense(file, &p("attn_q_norm"))?,
-                k_norm: dense(file, &p("attn_k_norm"))?,
+                q_norm: optional(file, &p("attn_q_norm"))?,
+                k_norm: optional(file, &p("attn_k_norm"))?,
                 o: matmul(file, &p("attn_output"))?,
-                post_attn_norm: dense(file, &p("post_attention_norm"))?,
+                post_attn_norm: optional(file, &p("post_attention_norm"))?,
                 ffn_norm: dense(file, &p("ffn_norm"))?,
                 gate: matmul(file, &p("ffn_gate"))?,
                 up: matmul(file, &p("ffn_up"))?,
                 down: matmul(file, &p("ffn_down"))?,
-                post_ffn_norm: dense(file, &p("post_ffw_norm"))?,
+                post_ffn_norm: optional(file, &p("post_ffw_norm"))?,
                 sliding: config.is_sliding(i),
             });
         }
         let output_norm = dense(file, "output_norm.weight")?;
-        let rope_local = rope_table(config.rope_local, config.head_dim, config.max_context)?;
-        let rope_global = rope_table(config.rope_global, config.head_dim, config.max_context)?;
+        // Llama 3.1's long-context frequency factors divide the rotation frequencies.
+        let factors = match optional(file, "rope_freqs.weight")? {
+            Some(t) => Some(t.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let (dim, context) = (config.head_dim, config.max_context);
+        let rope_local = rope_table(config.rope_local, dim, context, None)?;
+        let rope_global = rope_table(config.rope_global, dim, context, factors.as_deref())?;
         Ok(Self {
-            embed_scale: (config.hidden as f32).sqrt() as f64,
+            embed_scale: (config.family == Family::Gemma3)
+                .then(|| (config.hidden as f32).sqrt() as f64),
             config,
             embedding,
             head,
@@ -319,7 +389,10 @@ impl Gemma3 {
         let mask_full = self.mask(cache, chunk, false);
         let mask_sliding = self.mask(cache, chunk, true);
 
-        let mut x = (self.embedding.embedding(&ids)? * self.embed_scale)?;
+        let mut x = self.embedding.embedding(&ids)?;
+        if let Some(scale) = self.embed_scale {
+            x = (x * scale)?;
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let (cos, sin) = if layer.sliding { &local } else { &global };
             let mask = if layer.sliding {
@@ -331,15 +404,15 @@ impl Gemma3 {
             let q = layer.q.forward(&h)?.reshape((t, c.heads, c.head_dim))?;
             let k = layer.k.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
             let v = layer.v.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
-            let q = rms(&q, &layer.q_norm, c.eps)?
+            let q = maybe_rms(q, layer.q_norm.as_ref(), c.eps)?
                 .transpose(0, 1)?
                 .contiguous()?;
-            let k = rms(&k, &layer.k_norm, c.eps)?
+            let k = maybe_rms(k, layer.k_norm.as_ref(), c.eps)?
                 .transpose(0, 1)?
                 .contiguous()?;
             let v = v.transpose(0, 1)?.contiguous()?;
-            let q = candle_nn::rotary_emb::rope(&q.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
-            let k = candle_nn::rotary_emb::rope(&k.unsqueeze(0)?, cos, sin)?.squeeze(0)?;
+            let q = self.rope(&q, cos, sin)?;
+            let k = self.rope(&k, cos, sin)?;
             let q = (q * (1.0 / (c.head_dim as f64).sqrt()))?;
             cache.keys[i].slice_set(&k, 1, past)?;
             cache.values[i].slice_set(&v, 1, past)?;
@@ -351,11 +424,23 @@ impl Gemma3 {
                 mask,
                 c.kv_heads,
             )?;
-            let attended = rms(&layer.o.forward(&attended)?, &layer.post_attn_norm, c.eps)?;
+            let attended = maybe_rms(
+                layer.o.forward(&attended)?,
+                layer.post_attn_norm.as_ref(),
+                c.eps,
+            )?;
             x = (x + attended)?;
             let h = rms(&x, &layer.ffn_norm, c.eps)?;
-            let gated = activation::gelu_gated(&layer.gate.forward(&h)?, &layer.up.forward(&h)?)?;
-            let ffn = rms(&layer.down.forward(&gated)?, &layer.post_ffn_norm, c.eps)?;
+            let (gate, up) = (layer.gate.forward(&h)?, layer.up.forward(&h)?);
+            let gated = match c.family {
+                Family::Gemma3 => activation::gelu_gated(&gate, &up)?,
+                Family::Llama | Family::Qwen3 => activation::silu_gated(&gate, &up)?,
+            };
+            let ffn = maybe_rms(
+                layer.down.forward(&gated)?,
+                layer.post_ffn_norm.as_ref(),
+                c.eps,
+            )?;
             x = (x + ffn)?;
         }
         if chunk.keep {
@@ -365,6 +450,16 @@ impl Gemma3 {
         let x = x.index_select(&rows, 0)?;
         let x = rms(&x, &self.output_norm, c.eps)?;
         Ok(self.head.forward(&x)?)
+    }
+
+    /// Rotates `x (heads, t, head_dim)`: NeoX halves (Gemma, Qwen) or interleaved pairs (Llama).
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor, LlmError> {
+        let x = x.unsqueeze(0)?;
+        let rotated = match self.config.family {
+            Family::Gemma3 | Family::Qwen3 => candle_nn::rotary_emb::rope(&x, cos, sin)?,
+            Family::Llama => candle_nn::rotary_emb::rope_i(&x, cos, sin)?,
+        };
+        Ok(rotated.squeeze(0)?)
     }
 
     /// Which keys each query may see, `(t, past + t)` row-major.
@@ -483,14 +578,29 @@ fn rms(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor, LlmError> {
     )?)
 }
 
-/// NeoX RoPE tables: cos and sin of `pos * theta^(-2i/d)`, computed in f64.
-fn rope_table(theta: f64, head_dim: usize, positions: usize) -> Result<(Tensor, Tensor), LlmError> {
+fn maybe_rms(x: Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor, LlmError> {
+    match weight {
+        Some(w) => rms(&x, w, eps),
+        None => Ok(x),
+    }
+}
+
+/// RoPE tables: cos and sin of `pos * theta^(-2i/d) / factor_i`, computed in f64.
+fn rope_table(
+    theta: f64,
+    head_dim: usize,
+    positions: usize,
+    factors: Option<&[f32]>,
+) -> Result<(Tensor, Tensor), LlmError> {
     let half = head_dim / 2;
     let mut cos = Vec::with_capacity(positions * half);
     let mut sin = Vec::with_capacity(positions * half);
     for p in 0..positions {
         for i in 0..half {
-            let angle = p as f64 * theta.powf(-2.0 * i as f64 / head_dim as f64);
+            let factor = factors
+                .and_then(|f| f.get(i))
+                .map_or(1.0, |&f| f64::from(f));
+            let angle = p as f64 * theta.powf(-2.0 * i as f64 / head_dim as f64) / factor;
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);
         }

@@ -9,7 +9,7 @@
 //! runs that work alone, for a profiler.
 
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
-use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
+use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams, TextEmbedder};
 use std::path::PathBuf;
 use std::time::Instant;
 

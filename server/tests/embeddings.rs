@@ -1,5 +1,6 @@
 //! all-MiniLM-L6-v2 embeddings on the real model files (`scripts/fetch-models`).
 
+use agora_server::llm::TextEmbedder;
 use agora_server::llm::embed::{Embedder, cosine, default_folder};
 use std::sync::OnceLock;
 
@@ -15,7 +16,7 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
         "There will be a celebration at Willow Cafe organised by Marisol.",
         "The river floods every spring near the old mill.",
     ];
-    let v = embedder().embed(&texts).unwrap();
+    let v = embedder().embed(&texts).unwrap().vectors;
     assert_eq!(v.len(), 3);
     assert!(v.iter().all(|e| e.len() == 384));
     for e in &v {
@@ -34,15 +35,18 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
 fn batching_and_padding_do_not_change_a_vector() {
     let short = "Gabriel is running for mayor.";
     let long = "Gabriel Reyes, the carpenter, has decided to run against Maeve Brennan in the coming election for mayor of Maple Hollow.";
-    let alone = embedder().embed(&[short]).unwrap();
-    let together = embedder().embed(&[long, short]).unwrap();
+    let alone = embedder().embed(&[short]).unwrap().vectors;
+    let together = embedder().embed(&[long, short]).unwrap().vectors;
     let similarity = cosine(&alone[0], &together[1]);
     assert!(
         similarity > 0.9999,
         "padding changed the embedding: {similarity}"
     );
-    assert!(embedder().embed(&[]).unwrap().is_empty());
+    assert!(embedder().embed(&[]).unwrap().vectors.is_empty());
     // Over-long input is truncated, not an error.
     let huge = "word ".repeat(2000);
-    assert_eq!(embedder().embed(&[huge.as_str()]).unwrap().len(), 1);
+    let truncated = embedder().embed(&[huge.as_str()]).unwrap();
+    assert_eq!(truncated.vectors.len(), 1);
+    // Usage counts the tokens read: at most the cap of 256.
+    assert_eq!(truncated.usage.prompt_tokens, 256);
 }

@@ -7,7 +7,7 @@ mod common;
 use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_server::llm::openai::{OpenAiConfig, OpenAiModel, ScoringMode};
 use agora_server::llm::{
-    GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest, locate,
+    GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest, TextEmbedder, locate,
 };
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -207,13 +207,13 @@ fn embeddings_server_returns_one_vector_per_text() {
         "The baker lights the oven before dawn.",
         "The council votes on the new tax next week.",
     ];
-    let batch = remote.embed(&texts).unwrap();
+    let batch = remote.embed(&texts).unwrap().vectors;
     assert_eq!(batch.len(), 2);
     assert!(
         batch.iter().all(|v| v.len() == 640),
         "Gemma 3 270M is 640 wide"
     );
-    let one = |text: &str| remote.embed(&[text]).unwrap().remove(0);
+    let one = |text: &str| remote.embed(&[text]).unwrap().vectors.remove(0);
     let cosine = |a: &[f32], b: &[f32]| {
         let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -2,11 +2,12 @@
 //! from the plain files (`config.json`, `tokenizer.json`, `model.safetensors`) that
 //! `scripts/fetch-models` puts in the model cache.
 
-use super::LlmError;
+use super::{Embeddings, LlmError, TextEmbedder, Usage};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// Texts per forward pass.
@@ -66,14 +67,19 @@ impl Embedder {
         })
     }
 
-    /// One unit-length vector per text, in order.
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlmError> {
+    /// One unit-length vector per text, in order, and the number of tokens read.
+    fn vectors(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, u32), LlmError> {
         let mut out = Vec::with_capacity(texts.len());
+        let mut tokens = 0u32;
         for batch in texts.chunks(BATCH) {
             let encodings = self
                 .tokenizer
                 .encode_batch(batch.to_vec(), true)
                 .map_err(|e| LlmError::Request(format!("tokenizing: {e}")))?;
+            tokens += encodings
+                .iter()
+                .map(|e| e.get_attention_mask().iter().sum::<u32>())
+                .sum::<u32>();
             let rows = encodings.len();
             let width = encodings.first().map_or(0, |e| e.get_ids().len());
             let flat = |get: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
@@ -98,7 +104,26 @@ impl Embedder {
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
             out.extend(mean.broadcast_div(&norm)?.to_vec2::<f32>()?);
         }
-        Ok(out)
+        Ok((out, tokens))
+    }
+}
+
+impl TextEmbedder for Embedder {
+    fn name(&self) -> &str {
+        "all-MiniLM-L6-v2"
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError> {
+        let started = Instant::now();
+        let (vectors, tokens) = self.vectors(texts)?;
+        Ok(Embeddings {
+            vectors,
+            usage: Usage {
+                prompt_tokens: tokens,
+                elapsed: started.elapsed(),
+                ..Usage::default()
+            },
+        })
     }
 }
 

@@ -91,6 +91,20 @@ impl Scores {
     }
 }
 
+/// Vectors for texts, in order, and what computing them cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    pub usage: Usage,
+}
+
+/// A sentence-embedding backend (memory retrieval): MiniLM in-process ([`embed::Embedder`]) or
+/// an OpenAI-compatible server ([`openai::OpenAiModel`]). Shared across worker threads.
+pub trait TextEmbedder: Send + Sync {
+    fn name(&self) -> &str;
+    fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError>;
+}
+
 /// A language model backend. Implementations are shared across worker threads.
 pub trait LanguageModel: Send + Sync {
     fn name(&self) -> &str;

@@ -17,7 +17,10 @@
 //! Every call is bounded: a timeout per request, retries with exponential backoff on
 //! connection errors, timeouts, 429 and 5xx, and a limit on requests in flight.
 
-use super::{GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores, Usage};
+use super::{
+    Embeddings, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores,
+    TextEmbedder, Usage,
+};
 use serde_json::{Value, json};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -359,34 +362,6 @@ impl OpenAiModel {
             usage,
         })
     }
-
-    /// Embeddings of `texts` from `{base}/embeddings`, in order.
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlmError> {
-        let reply = self.post(
-            "embeddings",
-            &json!({"model": self.config.model, "input": texts}),
-        )?;
-        let mut rows: Vec<(usize, Vec<f32>)> = reply["data"]
-            .as_array()
-            .ok_or_else(|| LlmError::Model("embeddings reply has no data".into()))?
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let index = item["index"].as_u64().map_or(i, |x| x as usize);
-                let vector = pooled(&item["embedding"]).unwrap_or_default();
-                (index, vector)
-            })
-            .collect();
-        rows.sort_by_key(|r| r.0);
-        if rows.len() != texts.len() || rows.iter().any(|r| r.1.is_empty()) {
-            return Err(LlmError::Model(format!(
-                "asked for {} embeddings, got {} usable",
-                texts.len(),
-                rows.iter().filter(|r| !r.1.is_empty()).count()
-            )));
-        }
-        Ok(rows.into_iter().map(|r| r.1).collect())
-    }
 }
 
 impl LanguageModel for OpenAiModel {
@@ -439,6 +414,46 @@ impl LanguageModel for OpenAiModel {
             ScoringMode::Echo => self.score_echo(request),
             ScoringMode::FirstToken => self.score_first_token(request),
         }
+    }
+}
+
+impl TextEmbedder for OpenAiModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Embeddings of `texts` from `{base}/embeddings`, in order.
+    fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError> {
+        let started = Instant::now();
+        let reply = self.post(
+            "embeddings",
+            &json!({"model": self.config.model, "input": texts}),
+        )?;
+        let mut rows: Vec<(usize, Vec<f32>)> = reply["data"]
+            .as_array()
+            .ok_or_else(|| LlmError::Model("embeddings reply has no data".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let index = item["index"].as_u64().map_or(i, |x| x as usize);
+                let vector = pooled(&item["embedding"]).unwrap_or_default();
+                (index, vector)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        if rows.len() != texts.len() || rows.iter().any(|r| r.1.is_empty()) {
+            return Err(LlmError::Model(format!(
+                "asked for {} embeddings, got {} usable",
+                texts.len(),
+                rows.iter().filter(|r| !r.1.is_empty()).count()
+            )));
+        }
+        let mut usage = usage(&reply);
+        usage.elapsed = started.elapsed();
+        Ok(Embeddings {
+            vectors: rows.into_iter().map(|r| r.1).collect(),
+            usage,
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! back to the ECS. A full queue, a slow or a failing backend gives the caller an error to
 //! handle (an agent keeps its current plan); nothing here ever blocks a tick.
 
-use super::{GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores, Usage};
+use super::{
+    Embeddings, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores,
+    TextEmbedder, Usage,
+};
 use bevy::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -19,6 +22,8 @@ pub enum Purpose {
     Reflect,
     Importance,
     Decide,
+    /// Embedding memories for retrieval.
+    Memory,
     Other,
 }
 
@@ -30,6 +35,7 @@ impl Purpose {
             Purpose::Reflect => "reflect",
             Purpose::Importance => "importance",
             Purpose::Decide => "decide",
+            Purpose::Memory => "memory",
             Purpose::Other => "other",
         }
     }
@@ -47,12 +53,15 @@ pub enum Priority {
 pub enum JobRequest {
     Generate(GenerateRequest),
     Score(ScoreRequest),
+    /// Needs an embedder: [`LlmWorkers::start_with_embedder`].
+    Embed(Vec<String>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobOutput {
     Generated(Generation),
     Scored(Scores),
+    Embedded(Embeddings),
 }
 
 impl JobOutput {
@@ -60,6 +69,7 @@ impl JobOutput {
         match self {
             JobOutput::Generated(g) => g.usage,
             JobOutput::Scored(s) => s.usage,
+            JobOutput::Embedded(e) => e.usage,
         }
     }
 }
@@ -113,22 +123,36 @@ pub struct LlmWorkers {
 impl LlmWorkers {
     /// Starts `workers` threads serving `model`, with room for `capacity` queued jobs.
     pub fn start(model: Arc<dyn LanguageModel>, workers: usize, capacity: usize) -> Self {
+        Self::start_with_embedder(model, None, workers, capacity)
+    }
+
+    /// As [`Self::start`], and serving [`JobRequest::Embed`] with `embedder`.
+    pub fn start_with_embedder(
+        model: Arc<dyn LanguageModel>,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+        workers: usize,
+        capacity: usize,
+    ) -> Self {
         let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
         let (sender, receiver) = channel();
         let metrics = Arc::new(Mutex::new(LlmMetrics::default()));
         let in_flight = Arc::new(AtomicU64::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
         for n in 0..workers.max(1) {
-            let (queue, sender, model, metrics, in_flight) = (
+            let (queue, sender, model, embedder, metrics, in_flight) = (
                 queue.clone(),
                 sender.clone(),
                 model.clone(),
+                embedder.clone(),
                 metrics.clone(),
                 in_flight.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("llm-worker-{n}"))
-                .spawn(move || serve(&queue, &sender, model.as_ref(), &metrics, &in_flight));
+                .spawn(move || {
+                    let backends = (model.as_ref(), embedder.as_deref());
+                    serve(&queue, &sender, backends, &metrics, &in_flight)
+                });
             if let Err(e) = spawned {
                 error!("cannot start model worker {n}: {e}");
             }
@@ -218,7 +242,7 @@ impl Drop for LlmWorkers {
 fn serve(
     queue: &(Mutex<Queue>, Condvar),
     sender: &Sender<LlmResult>,
-    model: &dyn LanguageModel,
+    (model, embedder): (&dyn LanguageModel, Option<&dyn TextEmbedder>),
     metrics: &Mutex<LlmMetrics>,
     in_flight: &AtomicU64,
 ) {
@@ -247,6 +271,15 @@ fn serve(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &job.request {
                 JobRequest::Generate(r) => model.generate(r).map(JobOutput::Generated),
                 JobRequest::Score(r) => model.score(r).map(JobOutput::Scored),
+                JobRequest::Embed(texts) => match embedder {
+                    Some(e) => {
+                        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                        e.embed(&texts).map(JobOutput::Embedded)
+                    }
+                    None => Err(LlmError::Unavailable(
+                        "no embedding model configured".into(),
+                    )),
+                },
             }))
             .unwrap_or_else(|_| Err(LlmError::Model("the model backend panicked".into())));
         if let Ok(mut m) = metrics.lock() {
@@ -503,6 +536,51 @@ mod tests {
         assert!(matches!(&results[1].output, Err(LlmError::Model(e)) if e.contains("panicked")));
         assert!(results[2].output.is_ok());
         assert_eq!(workers.metrics_summary()["converse"].errors, 2);
+    }
+
+    /// A scripted stand-in for an embedder: each text becomes `[length, 1]`.
+    struct ScriptedEmbedder;
+
+    impl TextEmbedder for ScriptedEmbedder {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError> {
+            Ok(Embeddings {
+                vectors: texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect(),
+                usage: Usage {
+                    prompt_tokens: texts.len() as u32,
+                    ..Usage::default()
+                },
+            })
+        }
+    }
+
+    #[test]
+    fn embedding_jobs_need_an_embedder() {
+        let model = || {
+            Arc::new(ScriptedModel {
+                delay: Duration::ZERO,
+            })
+        };
+        let embed = || JobRequest::Embed(vec!["ab".into(), "abcd".into()]);
+        let with = LlmWorkers::start_with_embedder(model(), Some(Arc::new(ScriptedEmbedder)), 1, 8);
+        with.submit(None, Purpose::Memory, Priority::Low, embed())
+            .unwrap();
+        match &wait_for(&with, 1)[0].output {
+            Ok(JobOutput::Embedded(e)) => {
+                assert_eq!(e.vectors, vec![vec![2.0, 1.0], vec![4.0, 1.0]])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(with.metrics_summary()["memory"].tokens_in, 2);
+
+        let without = LlmWorkers::start(model(), 1, 8);
+        without
+            .submit(None, Purpose::Memory, Priority::Low, embed())
+            .unwrap();
+        let result = &wait_for(&without, 1)[0];
+        assert!(matches!(&result.output, Err(LlmError::Unavailable(e)) if e.contains("embedding")));
     }
 
     #[test]

@@ -335,7 +335,7 @@ fn embeddings_come_back_in_input_order() {
     let vectors = OpenAiModel::new(config(&server.url))
         .embed(&["a", "b"])
         .unwrap();
-    assert_eq!(vectors, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+    assert_eq!(vectors.vectors, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
 }
 
 #[test]
@@ -348,5 +348,5 @@ fn per_token_embeddings_are_mean_pooled() {
     let vectors = OpenAiModel::new(config(&server.url))
         .embed(&["abc"])
         .unwrap();
-    assert_eq!(vectors, vec![vec![1.0, 1.0]]);
+    assert_eq!(vectors.vectors, vec![vec![1.0, 1.0]]);
 }

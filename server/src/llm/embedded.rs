@@ -144,13 +144,7 @@ impl LanguageModel for EmbeddedModel {
             output.push(next);
             recent.push(next);
             text = self.tokenizer.decode(&output);
-            if let Some(cut) = request
-                .stop
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                text.truncate(cut);
+            if request.cut_at_stop(&mut text) {
                 break;
             }
             let position = cache.positions.last().map_or(0, |p| p + 1);

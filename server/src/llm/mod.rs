@@ -52,6 +52,19 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
 }
 
+impl GenerateRequest {
+    /// Cuts `text` before the first stop sequence in it; true if there was one.
+    pub fn cut_at_stop(&self, text: &mut String) -> bool {
+        match self.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            Some(cut) => {
+                text.truncate(cut);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Tokens in and out, and time: reported by every call.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {

@@ -393,14 +393,7 @@ impl LanguageModel for OpenAiModel {
             .ok_or_else(|| LlmError::Model("reply has no choices[0].text".into()))?
             .to_string();
         // Some servers include the stop text or ignore stops past their limit (OpenAI takes 4).
-        if let Some(cut) = request
-            .stop
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
-            text.truncate(cut);
-        }
+        request.cut_at_stop(&mut text);
         let mut usage = usage(&reply);
         usage.elapsed = started.elapsed();
         Ok(Generation { text, usage })

@@ -4,6 +4,8 @@ use crate::agents::BrainKind;
 use crate::llm::embedded::{EmbeddedModel, EmbeddedOptions};
 use crate::llm::openai::{OpenAiConfig, OpenAiModel};
 use crate::llm::{GenerateRequest, LanguageModel, SamplingParams, ScoreRequest, locate};
+use crate::net::keys::{KeyOrigin, ServerKey};
+use crate::net::tokens;
 use crate::sim::{self, SimConfig};
 use crate::world::TownMap;
 use agora_shared::GameTime;
@@ -39,6 +41,28 @@ pub enum Command {
     /// prompt templates).
     #[command(subcommand)]
     Llm(LlmCommand),
+    /// Write a connect token that lets a player join the server (netcode, signed with the
+    /// server's key).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The player's name: their identity in the town (1-32 letters, digits, spaces, - _ .).
+    #[arg(long)]
+    pub player: String,
+    /// How long the token may be used to connect, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// The server's public address (repeatable).
+    #[arg(long = "server", default_value = "127.0.0.1:5000")]
+    pub servers: Vec<std::net::SocketAddr>,
+    /// The server's key file; created if absent. $AGORA_SERVER_KEY (64 hex digits) wins.
+    #[arg(long, default_value = "server.key")]
+    pub key: PathBuf,
+    /// Where to write the token [default: PLAYER.token].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +368,39 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                     scores.logprobs[i], scores.tokens[i], candidates[i]
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(args) => {
+            let (key, origin) = ServerKey::load_or_create(&args.key).map_err(|e| e.to_string())?;
+            if let KeyOrigin::Created(path) = &origin {
+                eprintln!(
+                    "token: no server key was found; created a new one in {}",
+                    path.display()
+                );
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?;
+            let token = tokens::mint(
+                &key,
+                &args.player,
+                args.servers.clone(),
+                std::time::Duration::from_secs(args.ttl),
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            let out = args
+                .out
+                .unwrap_or_else(|| PathBuf::from(format!("{}.token", args.player.trim())));
+            std::fs::write(&out, tokens::to_bytes(&token))
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "token for {:?} (client id {}) valid {} s: {}",
+                args.player.trim(),
+                token.client_id,
+                args.ttl,
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Map(MapCommand::Check { file }) => {

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod cli;
 pub mod event_log;
 pub mod llm;
+pub mod net;
 pub mod schedule;
 pub mod sim;
 pub mod world;

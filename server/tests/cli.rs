@@ -249,3 +249,54 @@ fn llm_score_ranks_candidates_with_the_real_model() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/nonexistent.gguf does not exist"));
 }
+
+#[test]
+fn token_writes_a_connect_token_and_creates_the_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("server.key");
+    let out_file = dir.path().join("ada.token");
+    let args = |player: &str| {
+        vec![
+            "token".to_string(),
+            "--player".into(),
+            player.into(),
+            "--key".into(),
+            key.display().to_string(),
+            "--out".into(),
+            out_file.display().to_string(),
+        ]
+    };
+    let run = |player: &str| {
+        let owned = args(player);
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        agora(&refs)
+    };
+    let first = run("ada");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("created a new one"));
+    assert!(text(&first.stdout).contains("token for \"ada\""));
+    let token = std::fs::read(&out_file).unwrap();
+    assert!(token.len() > 1000, "netcode tokens are 2 KiB");
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    assert!(
+        !text(&first.stdout).contains(key_text.trim())
+            && !text(&first.stderr).contains(key_text.trim()),
+        "the key is never printed"
+    );
+
+    let second = run("ada");
+    assert!(second.status.success());
+    assert!(
+        !text(&second.stderr).contains("created"),
+        "the key is reused"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), key_text);
+
+    let bad = run("<script>");
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("player name"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

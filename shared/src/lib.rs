@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod persona;
+pub mod protocol;
 pub mod tile;
 pub mod time;
 

@@ -70,6 +70,26 @@ pub enum Event {
     PersonaReloaded { agent: String, persona_hash: String },
     /// A persona file changed but the new version is invalid; the agent keeps the old one.
     PersonaRejected { agent: String, error: String },
+    /// A player joined (or rejoined) the world. Players' actor ids start with `player:`.
+    PlayerJoined {
+        player: String,
+        name: String,
+        tile: TilePos,
+    },
+    /// A player's connection ended; the avatar stays for a reconnect.
+    PlayerLeft { player: String },
+    /// Someone said something aloud (the words as said, length-capped).
+    Said {
+        speaker: String,
+        text: String,
+        tile: TilePos,
+    },
+    /// An agent in earshot perceived what was said: its cognition reads these.
+    Heard {
+        agent: String,
+        speaker: String,
+        text: String,
+    },
     /// Last event of a run.
     RunFinished { ticks: u64 },
 }
@@ -86,6 +106,10 @@ impl Event {
             Event::DayPhase { .. } => "day_phase",
             Event::PersonaReloaded { .. } => "persona_reloaded",
             Event::PersonaRejected { .. } => "persona_rejected",
+            Event::PlayerJoined { .. } => "player_joined",
+            Event::PlayerLeft { .. } => "player_left",
+            Event::Said { .. } => "said",
+            Event::Heard { .. } => "heard",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -98,8 +122,14 @@ impl Event {
             | Event::Move { agent, .. }
             | Event::Arrive { agent, .. }
             | Event::PersonaReloaded { agent, .. }
-            | Event::PersonaRejected { agent, .. } => Some(agent),
-            Event::RunStarted { .. } | Event::DayPhase { .. } | Event::RunFinished { .. } => None,
+            | Event::PersonaRejected { agent, .. }
+            | Event::Heard { agent, .. } => Some(agent),
+            Event::RunStarted { .. }
+            | Event::DayPhase { .. }
+            | Event::RunFinished { .. }
+            | Event::PlayerJoined { .. }
+            | Event::PlayerLeft { .. }
+            | Event::Said { .. } => None,
         }
     }
 }

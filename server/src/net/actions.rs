@@ -1,0 +1,293 @@
+//! Players' messages, decoded and checked against the world before anything changes. A
+//! player acts only through its own avatar (the connection's client id picks it), within a
+//! message rate; malformed or unexpected messages are dropped and counted, and a client that
+//! keeps breaking the rules is disconnected.
+
+use super::replication::{Net, Team, spawned, world_for_newcomer};
+use super::server::{Avatars, Dropped, Joined, Online, Player};
+use crate::agents::Agent;
+use crate::agents::brain::Activity;
+use crate::event_log::EventLog;
+use crate::world::{ActorId, Destination, GameClock, Occupancy, Place, Position, TownMap};
+use agora_shared::events::Event;
+use agora_shared::protocol::{
+    Channel, ClientMessage, MAX_NAME_CHARS, MAX_SAY_CHARS, PROTOCOL_VERSION, ServerMessage, decode,
+    encode,
+};
+use bevy::prelude::*;
+use bevy_renet::RenetServer;
+use bevy_renet::renet::ClientId;
+use std::time::{Duration, Instant};
+
+/// Tiles (Chebyshev) within which speech is heard.
+pub const EARSHOT: u16 = 4;
+/// Messages a client may send per second before they are refused.
+pub const MESSAGES_PER_SECOND: u32 = 20;
+/// Refusals (rate or rule) after which a client is disconnected.
+pub const STRIKES_TO_DISCONNECT: u32 = 50;
+
+/// A client's message budget and misbehaviour count.
+#[derive(Component, Debug)]
+pub struct Budget {
+    window: Instant,
+    used: u32,
+    pub strikes: u32,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            window: Instant::now(),
+            used: 0,
+            strikes: 0,
+        }
+    }
+}
+
+impl Budget {
+    fn allow(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+        self.used <= MESSAGES_PER_SECOND
+    }
+}
+
+pub fn plugin(app: &mut App) {
+    app.add_systems(
+        Update,
+        handle_messages
+            .in_set(crate::TickSystems::Input)
+            .run_if(resource_exists::<RenetServer>),
+    );
+}
+
+type Visible<'w, 's> = Query<
+    'w,
+    's,
+    (
+        &'static Net,
+        &'static Name,
+        &'static Position,
+        Option<&'static Activity>,
+        Has<Player>,
+        Option<&'static Team>,
+    ),
+    Or<(With<Agent>, With<Online>)>,
+>;
+
+fn handle_messages(
+    mut commands: Commands,
+    mut server: ResMut<RenetServer>,
+    mut dropped: ResMut<Dropped>,
+    mut log: ResMut<EventLog>,
+    avatars: Res<Avatars>,
+    map: Res<TownMap>,
+    clock: Res<GameClock>,
+    occupancy: Res<Occupancy>,
+    visible: Visible,
+    mut players: Query<(&Player, &ActorId, &Position, &Net, Has<Joined>, &mut Budget)>,
+    listeners: Query<&ActorId, With<Agent>>,
+    joined: Query<(Entity, &Player), With<Joined>>,
+) {
+    for client_id in server.clients_id() {
+        let Some(&entity) = avatars.0.get(&client_id) else {
+            continue;
+        };
+        let Ok((player, actor, position, net, is_joined, mut budget)) = players.get_mut(entity)
+        else {
+            continue;
+        };
+        let mut replies: Vec<ServerMessage> = Vec::new();
+        let mut strikes = 0;
+        while let Some(bytes) = server.receive_message(client_id, Channel::Reliable) {
+            let message = match decode::<ClientMessage>(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    debug!("{}: dropped a message: {e}", actor.0);
+                    dropped.messages += 1;
+                    strikes += 1;
+                    continue;
+                }
+            };
+            if !budget.allow() {
+                strikes += 1;
+                continue;
+            }
+            match (message, is_joined) {
+                (ClientMessage::Hello { version }, false) => {
+                    if version != PROTOCOL_VERSION {
+                        replies.push(ServerMessage::Outdated {
+                            server_version: PROTOCOL_VERSION,
+                            message: format!(
+                                "this server speaks protocol {PROTOCOL_VERSION}, your client {version}: \
+                                 update your client"
+                            ),
+                        });
+                        continue;
+                    }
+                    replies.push(ServerMessage::Welcome {
+                        version: PROTOCOL_VERSION,
+                        you: net.0,
+                        world: map.world.clone(),
+                        tick_ms: clock.ms_per_tick as u32,
+                        time: clock.now,
+                    });
+                    replies.extend(world_for_newcomer(&visible));
+                    // The others learn of the newcomer.
+                    let me = spawned(*net, &player.name, position, None, true, None);
+                    for (other, other_player) in &joined {
+                        if other != entity {
+                            server.send_message(
+                                other_player.client_id,
+                                Channel::Reliable,
+                                encode(&me),
+                            );
+                        }
+                    }
+                    commands.entity(entity).insert(Joined);
+                }
+                (_, false) | (ClientMessage::Hello { .. }, true) => {
+                    dropped.messages += 1;
+                    strikes += 1;
+                }
+                (ClientMessage::MoveTo { tile }, true) => {
+                    if map.is_walkable(tile) {
+                        commands.entity(entity).insert(Destination {
+                            tile,
+                            location: map.address_at(tile),
+                        });
+                    } else {
+                        strikes += 1;
+                        replies.push(ServerMessage::Refused {
+                            reason: format!("tile {tile} is not walkable"),
+                        });
+                    }
+                }
+                (ClientMessage::Say { text }, true) => match clean_text(&text, MAX_SAY_CHARS) {
+                    Some(text) => {
+                        say(
+                            &mut server,
+                            &mut log,
+                            &clock,
+                            &occupancy,
+                            &listeners,
+                            &joined,
+                            (actor, net, position),
+                            text,
+                        );
+                    }
+                    None => {
+                        strikes += 1;
+                        replies.push(ServerMessage::Refused {
+                            reason: format!("say 1 to {MAX_SAY_CHARS} characters"),
+                        });
+                    }
+                },
+                (ClientMessage::JoinTeam { team }, true) => match clean_text(&team, MAX_NAME_CHARS)
+                {
+                    Some(team) => {
+                        commands.entity(entity).insert(Team(team.clone()));
+                        broadcast_team(&mut server, &joined, net, Some(team));
+                    }
+                    None => {
+                        strikes += 1;
+                        replies.push(ServerMessage::Refused {
+                            reason: format!("team names are 1 to {MAX_NAME_CHARS} characters"),
+                        });
+                    }
+                },
+                (ClientMessage::LeaveTeam, true) => {
+                    commands.entity(entity).remove::<Team>();
+                    broadcast_team(&mut server, &joined, net, None);
+                }
+                (ClientMessage::Interact { object }, true) => {
+                    let here = map.arena_at(position.0);
+                    let known = here.is_some_and(|arena| {
+                        map.find_object(Place::Arena(arena), &object).is_some()
+                    });
+                    if !known {
+                        strikes += 1;
+                        replies.push(ServerMessage::Refused {
+                            reason: format!("there is no {object:?} here"),
+                        });
+                    }
+                }
+            }
+        }
+        budget.strikes += strikes;
+        for reply in replies {
+            server.send_message(client_id, Channel::Reliable, encode(&reply));
+        }
+        if budget.strikes >= STRIKES_TO_DISCONNECT {
+            warn!("{}: too many refused messages; disconnecting", actor.0);
+            server.disconnect(client_id);
+        }
+    }
+}
+
+/// Trimmed, control characters removed, 1..=max characters; else `None`.
+fn clean_text(text: &str, max: usize) -> Option<String> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let count = cleaned.chars().count();
+    (1..=max).contains(&count).then_some(cleaned)
+}
+
+/// Speech: to every joined player in earshot, and into the log as heard by each agent there.
+fn say(
+    server: &mut RenetServer,
+    log: &mut EventLog,
+    clock: &GameClock,
+    occupancy: &Occupancy,
+    listeners: &Query<&ActorId, With<Agent>>,
+    joined: &Query<(Entity, &Player), With<Joined>>,
+    (speaker, net, position): (&ActorId, &Net, &Position),
+    text: String,
+) {
+    log.record(
+        clock,
+        Event::Said {
+            speaker: speaker.0.clone(),
+            text: text.clone(),
+            tile: position.0,
+        },
+    );
+    let mut heard_by: Vec<ClientId> = Vec::new();
+    for entity in occupancy.within(position.0, EARSHOT) {
+        if let Ok(agent) = listeners.get(entity) {
+            log.record(
+                clock,
+                Event::Heard {
+                    agent: agent.0.clone(),
+                    speaker: speaker.0.clone(),
+                    text: text.clone(),
+                },
+            );
+        }
+        if let Ok((_, player)) = joined.get(entity) {
+            heard_by.push(player.client_id);
+        }
+    }
+    let message = encode(&ServerMessage::Said { id: net.0, text });
+    for client_id in heard_by {
+        server.send_message(client_id, Channel::Reliable, message.clone());
+    }
+}
+
+fn broadcast_team(
+    server: &mut RenetServer,
+    joined: &Query<(Entity, &Player), With<Joined>>,
+    net: &Net,
+    team: Option<String>,
+) {
+    let message = encode(&ServerMessage::Team { id: net.0, team });
+    for (_, player) in joined {
+        server.send_message(player.client_id, Channel::Reliable, message.clone());
+    }
+}

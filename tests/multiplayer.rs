@@ -4,22 +4,18 @@
 
 use agora_server::agents::Roster;
 use agora_server::event_log::{EventLog, MemorySink};
+use agora_server::net::client::Client;
 use agora_server::net::keys::ServerKey;
-use agora_server::net::server::{connection_config, listen, unix_now};
+use agora_server::net::server::{listen, unix_now};
 use agora_server::net::tokens;
 use agora_server::world::{GameClock, TownMap};
 use agora_server::{WorldSetup, headless_app};
 use agora_shared::events::Event;
-use agora_shared::protocol::{
-    Channel, ClientMessage, NETCODE_PROTOCOL_ID, NetId, PROTOCOL_VERSION, ServerMessage, decode,
-    encode,
-};
-use agora_shared::{GameTime, TilePos, persona};
+use agora_shared::protocol::{ClientMessage, NETCODE_PROTOCOL_ID, PROTOCOL_VERSION, ServerMessage};
+use agora_shared::{GameTime, persona};
 use bevy::prelude::*;
-use bevy_renet::netcode::{ClientAuthentication, ConnectToken, NetcodeClientTransport};
-use bevy_renet::renet::RenetClient;
-use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use bevy_renet::netcode::ConnectToken;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,78 +44,11 @@ fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
     (app, addr, sink)
 }
 
-/// A player's client: raw renet + netcode, no Bevy, as a bot would be.
-struct Client {
-    renet: RenetClient,
-    transport: NetcodeClientTransport,
-    inbox: Vec<ServerMessage>,
-}
-
-impl Client {
-    fn with_token(token: ConnectToken) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let transport = NetcodeClientTransport::new(
-            unix_now(),
-            ClientAuthentication::Secure {
-                connect_token: token,
-            },
-            socket,
-        )
-        .unwrap();
-        Self {
-            renet: RenetClient::new(connection_config()),
-            transport,
-            inbox: Vec::new(),
-        }
-    }
-
-    fn join(key: &ServerKey, name: &str, server: SocketAddr) -> Self {
-        Self::with_token(
-            tokens::mint(key, name, vec![server], Duration::from_secs(60), unix_now()).unwrap(),
-        )
-    }
-
-    fn send(&mut self, message: &ClientMessage) {
-        if self.renet.is_connected() {
-            self.renet.send_message(Channel::Reliable, encode(message));
-        }
-    }
-
-    fn pump(&mut self, dt: Duration) {
-        self.renet.update(dt);
-        if self.transport.update(dt, &mut self.renet).is_err() {
-            return;
-        }
-        for channel in [Channel::Reliable, Channel::Unreliable] {
-            while let Some(bytes) = self.renet.receive_message(channel) {
-                self.inbox
-                    .push(decode(&bytes).expect("the server sends valid messages"));
-            }
-        }
-        let _ = self.transport.send_packets(&mut self.renet);
-    }
-
-    fn welcome(&self) -> Option<NetId> {
-        self.inbox.iter().find_map(|m| match m {
-            ServerMessage::Welcome { you, .. } => Some(*you),
-            _ => None,
-        })
-    }
-
-    /// Where this client last saw each entity.
-    fn tiles(&self) -> HashMap<NetId, TilePos> {
-        let mut seen = HashMap::new();
-        for m in &self.inbox {
-            match m {
-                ServerMessage::Spawned { id, tile, .. } => {
-                    seen.insert(*id, *tile);
-                }
-                ServerMessage::Positions { moved, .. } => seen.extend(moved.iter().copied()),
-                _ => {}
-            }
-        }
-        seen
-    }
+fn join(key: &ServerKey, name: &str, server: SocketAddr) -> Client {
+    Client::connect(
+        tokens::mint(key, name, vec![server], Duration::from_secs(60), unix_now()).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Runs the server and the clients until `done` holds, or fails after 20 s.
@@ -148,13 +77,13 @@ fn run_until(
 fn two_players_meet_talk_and_reconnect() {
     let key = ServerKey::generate();
     let (mut app, addr, sink) = server(&key);
-    let mut ada = Client::join(&key, "ada", addr);
-    let mut bob = Client::join(&key, "bob", addr);
+    let mut ada = join(&key, "ada", addr);
+    let mut bob = join(&key, "bob", addr);
     run_until(
         &mut app,
         &mut [&mut ada, &mut bob],
         "both connect",
-        |_, c| c.iter().all(|c| c.renet.is_connected()),
+        |_, c| c.iter().all(|c| c.is_connected()),
     );
     for c in [&mut ada, &mut bob] {
         c.send(&ClientMessage::Hello {
@@ -245,18 +174,18 @@ fn two_players_meet_talk_and_reconnect() {
     let _ = sleeper_id;
 
     // Bob leaves; Ada is told. Bob comes back with a new token: the same avatar, where he was.
-    bob.transport.disconnect();
+    bob.disconnect();
     run_until(&mut app, &mut [&mut ada], "ada sees bob leave", |_, c| {
         c[0].inbox
             .iter()
             .any(|m| matches!(m, ServerMessage::Despawned { id } if *id == bob_id))
     });
-    let mut bob_again = Client::join(&key, "bob", addr);
+    let mut bob_again = join(&key, "bob", addr);
     run_until(
         &mut app,
         &mut [&mut ada, &mut bob_again],
         "bob reconnects",
-        |_, c| c[1].renet.is_connected(),
+        |_, c| c[1].is_connected(),
     );
     bob_again.send(&ClientMessage::Hello {
         version: PROTOCOL_VERSION,
@@ -276,12 +205,13 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
     let key = ServerKey::generate();
     let (mut app, addr, _) = server(&key);
     // Signed with another key.
-    let mut forged = Client::join(&ServerKey::generate(), "mallory", addr);
+    let mut forged = join(&ServerKey::generate(), "mallory", addr);
     // Expired: issued two minutes ago for one minute.
     let old = unix_now() - Duration::from_secs(120);
-    let mut expired = Client::with_token(
+    let mut expired = Client::connect(
         tokens::mint(&key, "eve", vec![addr], Duration::from_secs(60), old).unwrap(),
-    );
+    )
+    .unwrap();
     // A valid signature, but the client id is not the one its player name maps to.
     let mut user_data = [0u8; 256];
     user_data[..3].copy_from_slice(b"ada");
@@ -296,13 +226,13 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
         key.bytes(),
     )
     .unwrap();
-    let mut impostor = Client::with_token(mismatched);
-    let mut honest = Client::join(&key, "ada", addr);
+    let mut impostor = Client::connect(mismatched).unwrap();
+    let mut honest = join(&key, "ada", addr);
     run_until(
         &mut app,
         &mut [&mut forged, &mut expired, &mut impostor, &mut honest],
         "the honest client connects",
-        |_, c| c[3].renet.is_connected(),
+        |_, c| c[3].is_connected(),
     );
     // Give the others time to fail.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -312,12 +242,9 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
         "two seconds",
         |_, _| Instant::now() > deadline,
     );
-    assert!(!forged.renet.is_connected(), "a forged token got in");
-    assert!(!expired.renet.is_connected(), "an expired token got in");
-    assert!(
-        !impostor.renet.is_connected(),
-        "a mismatched client id got in"
-    );
+    assert!(!forged.is_connected(), "a forged token got in");
+    assert!(!expired.is_connected(), "an expired token got in");
+    assert!(!impostor.is_connected(), "a mismatched client id got in");
 
     // An outdated client is told why.
     honest.send(&ClientMessage::Hello {
@@ -329,4 +256,36 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
             .any(|m| matches!(m, ServerMessage::Outdated { server_version, .. } if *server_version == PROTOCOL_VERSION))
     });
     assert!(honest.welcome().is_none());
+}
+
+#[test]
+fn bots_join_wander_and_chat_without_drops() {
+    let key = ServerKey::generate();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let server_key = key.clone();
+    // The server ticks on its own thread, as `serve` does, while the bots play.
+    let server = std::thread::spawn(move || {
+        let (mut app, addr, sink) = server(&server_key);
+        addr_tx.send(addr).unwrap();
+        let until = Instant::now() + Duration::from_secs(9);
+        while Instant::now() < until {
+            app.update();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sink.snapshot()
+    });
+    let addr = addr_rx.recv().unwrap();
+    let report =
+        agora_server::net::bot::run(addr, &key, "bot", 16, Duration::from_secs(6)).unwrap();
+    let events = server.join().unwrap();
+    assert_eq!(
+        (report.joined, report.dropped, report.undecodable),
+        (16, 0, 0),
+        "{report:?}"
+    );
+    let said = events
+        .iter()
+        .filter(|r| matches!(&r.event, Event::Said { speaker, .. } if speaker.starts_with("player:bot")))
+        .count();
+    assert!(said >= 16, "every bot spoke at least once: {said}");
 }

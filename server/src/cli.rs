@@ -6,6 +6,7 @@ use crate::llm::openai::{OpenAiConfig, OpenAiModel};
 use crate::llm::{GenerateRequest, LanguageModel, SamplingParams, ScoreRequest, locate};
 use crate::net::keys::{KeyOrigin, ServerKey};
 use crate::net::tokens;
+use crate::serve::{self, ServeConfig};
 use crate::sim::{self, SimConfig};
 use crate::world::TownMap;
 use agora_shared::GameTime;
@@ -41,9 +42,50 @@ pub enum Command {
     /// prompt templates).
     #[command(subcommand)]
     Llm(LlmCommand),
+    /// Run the town in real time with players connected over the network (UDP, netcode in
+    /// secure mode).
+    Serve(ServeArgs),
     /// Write a connect token that lets a player join the server (netcode, signed with the
     /// server's key).
     Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (UDP).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub bind: std::net::SocketAddr,
+    /// Address clients reach the server at, written into tokens [default: the bound address].
+    #[arg(long)]
+    pub public_addr: Option<std::net::SocketAddr>,
+    /// The server's key file; created if absent. $AGORA_SERVER_KEY (64 hex digits) wins.
+    #[arg(long, default_value = "server.key")]
+    pub key: PathBuf,
+    /// Ticks per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub hz: f64,
+    /// Game seconds per wall-clock second.
+    #[arg(long, default_value_t = 10.0)]
+    pub time_scale: f64,
+    /// Game time to start at ("HH:MM" or "day D HH:MM").
+    #[arg(long, default_value = "08:00", value_parser = parse_game_time)]
+    pub start: GameTime,
+    /// Number of agents [default: one per persona].
+    #[arg(long)]
+    pub agents: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// Folder for the event log.
+    #[arg(long, default_value = "runs/serve")]
+    pub out: PathBuf,
+    /// Stop after this many seconds and print tick and bandwidth figures [default: run until
+    /// killed].
+    #[arg(long)]
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +410,35 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                     scores.logprobs[i], scores.tokens[i], candidates[i]
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let config = ServeConfig {
+                map: or_asset(args.map, DEFAULT_MAP)?,
+                personas: or_asset(args.personas, "personas")?,
+                agents: args.agents,
+                seed: args.seed,
+                start: args.start,
+                bind: args.bind,
+                public: args.public_addr,
+                key: args.key,
+                hz: args.hz,
+                time_scale: args.time_scale,
+                out: args.out,
+                duration: args
+                    .seconds
+                    .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
+            };
+            let report = serve::run(&config)?;
+            println!(
+                "serve: {} ticks, tick mean {:.0} us p99 {:.0} us, peak {} players, {:.0} B/s per client, {} messages dropped",
+                report.ticks,
+                report.tick_us.mean,
+                report.tick_us.p99,
+                report.peak_players,
+                report.bytes_per_second_per_client,
+                report.dropped_messages
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(args) => {

@@ -12,6 +12,7 @@ pub mod event_log;
 pub mod llm;
 pub mod net;
 pub mod schedule;
+pub mod serve;
 pub mod sim;
 pub mod world;
 

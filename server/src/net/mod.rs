@@ -6,6 +6,8 @@
 //! the world ([`actions`]); what they see is sent as changes ([`replication`]).
 
 pub mod actions;
+pub mod bot;
+pub mod client;
 pub mod keys;
 pub mod replication;
 pub mod server;

@@ -1,0 +1,175 @@
+//! `agora-server serve`: the town in real time, with players connected over the network.
+//!
+//! Ticks are paced by the wall clock (20 Hz by default); each advances game time by the tick
+//! times `time_scale`. Persona files are watched and reloaded. The event log goes to
+//! `out/events.jsonl`.
+
+use crate::agents::Roster;
+use crate::agents::hot_reload::WatchPersonas;
+use crate::event_log::{EventLog, JsonlFileSink};
+use crate::net::keys::{KeyOrigin, ServerKey};
+use crate::net::server::{Dropped, Online, listen};
+use crate::sim::TickStats;
+use crate::world::{GameClock, TownMap};
+use crate::{WorldSetup, headless_app};
+use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
+use agora_shared::{GameTime, persona};
+use bevy::prelude::*;
+use bevy_renet::RenetServer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub map: PathBuf,
+    pub personas: PathBuf,
+    pub agents: Option<usize>,
+    pub seed: u64,
+    pub start: GameTime,
+    pub bind: SocketAddr,
+    pub public: Option<SocketAddr>,
+    pub key: PathBuf,
+    pub hz: f64,
+    /// Game seconds per wall second.
+    pub time_scale: f64,
+    pub out: PathBuf,
+    /// Stop after this long (load tests); run until killed when `None`.
+    pub duration: Option<Duration>,
+}
+
+/// What a bounded run did.
+#[derive(Debug)]
+pub struct ServeReport {
+    pub ticks: u64,
+    pub tick_us: TickStats,
+    pub peak_players: usize,
+    pub dropped_messages: u64,
+    /// Bytes sent per second per connected client, averaged over clients and samples.
+    pub bytes_per_second_per_client: f64,
+}
+
+pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
+    if !(config.hz > 0.0 && config.hz <= 120.0) {
+        return Err(format!("--hz must be in (0, 120], got {}", config.hz));
+    }
+    if !(config.time_scale > 0.0 && config.time_scale <= 3600.0) {
+        return Err(format!(
+            "--time-scale must be in (0, 3600], got {}",
+            config.time_scale
+        ));
+    }
+    let map = TownMap::load(&config.map).map_err(|e| e.to_string())?;
+    let folder = persona::load_folder(&config.personas, &map).map_err(|e| e.to_string())?;
+    if let Some(first) = folder.errors.first() {
+        return Err(format!(
+            "{} persona files have errors; first: {first}",
+            folder.errors.len()
+        ));
+    }
+    let agents = config.agents.unwrap_or(folder.personas.len());
+    let roster = Roster::new(config.personas.clone(), folder.personas, agents);
+    std::fs::create_dir_all(&config.out)
+        .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
+    let events = config.out.join("events.jsonl");
+    let sink = JsonlFileSink::create(&events)
+        .map_err(|e| format!("cannot create {}: {e}", events.display()))?;
+    let tick = Duration::from_secs_f64(1.0 / config.hz);
+    let tick_ms = (tick.as_secs_f64() * config.time_scale * 1000.0)
+        .round()
+        .max(1.0) as u64;
+    let world = map.world.clone();
+    let clock = GameClock::new(config.start, tick_ms);
+    let mut log = EventLog::new(sink);
+    log.record(
+        &clock,
+        Event::RunStarted {
+            format: EVENT_FORMAT_VERSION,
+            seed: config.seed,
+            map: world.clone(),
+            start: config.start,
+            tick_ms,
+            agents: agents as u32,
+            brain: "routine".into(),
+        },
+    );
+    let mut app = headless_app(WorldSetup {
+        map,
+        roster,
+        clock,
+        seed: config.seed,
+        log,
+    });
+    app.insert_resource(WatchPersonas::default())
+        .add_plugins(crate::net::plugin);
+    let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
+    match origin {
+        KeyOrigin::Created(path) => eprintln!(
+            "serve: no server key found; created one in {} (keep it secret: it signs tokens)",
+            path.display()
+        ),
+        KeyOrigin::File(path) => eprintln!("serve: server key from {}", path.display()),
+        KeyOrigin::Environment => eprintln!("serve: server key from $AGORA_SERVER_KEY"),
+    }
+    let bound = listen(&mut app, config.bind, config.public, &key)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    app.finish();
+    app.cleanup();
+    println!(
+        "serve: {world} on {bound} ({} agents, {} Hz, 1 s = {} game s); tokens: agora-server token --player NAME --server {}",
+        agents,
+        config.hz,
+        config.time_scale,
+        config.public.unwrap_or(bound)
+    );
+
+    let started = Instant::now();
+    let mut next = started;
+    let mut tick_times = Vec::new();
+    let mut peak_players = 0;
+    let (mut bandwidth_sum, mut bandwidth_samples) = (0.0, 0u64);
+    let mut ticks = 0u64;
+    while config.duration.is_none_or(|d| started.elapsed() < d) {
+        let t0 = Instant::now();
+        app.update();
+        tick_times.push(t0.elapsed());
+        ticks += 1;
+        let world = app.world_mut();
+        let online = world
+            .query_filtered::<(), With<Online>>()
+            .iter(world)
+            .count();
+        peak_players = peak_players.max(online);
+        if ticks.is_multiple_of(config.hz.ceil() as u64) {
+            let server = world.resource::<RenetServer>();
+            for id in server.clients_id() {
+                let rate = server.bytes_sent_per_sec(id);
+                if rate.is_finite() {
+                    bandwidth_sum += rate;
+                    bandwidth_samples += 1;
+                }
+            }
+        }
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            // Running late: don't try to catch up in a burst.
+            next = now;
+        }
+    }
+    let dropped = app.world().resource::<Dropped>().messages;
+    let clock = app.world().resource::<GameClock>().clone();
+    let mut log = app.world_mut().resource_mut::<EventLog>();
+    log.record(&clock, Event::RunFinished { ticks });
+    log.finish()
+        .map_err(|e| format!("cannot write {}: {e}", events.display()))?;
+    Ok(ServeReport {
+        ticks,
+        tick_us: TickStats::from_durations(&tick_times),
+        peak_players,
+        dropped_messages: dropped,
+        bytes_per_second_per_client: bandwidth_sum / bandwidth_samples.max(1) as f64,
+    })
+}

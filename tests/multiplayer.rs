@@ -246,6 +246,23 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
     assert!(!expired.is_connected(), "an expired token got in");
     assert!(!impostor.is_connected(), "a mismatched client id got in");
 
+    // Garbage and oversized messages are dropped and counted; the sender stays connected
+    // (until it has broken the rules too often).
+    honest
+        .renet
+        .send_message(agora_shared::protocol::Channel::Reliable, vec![0xff; 7]);
+    honest.renet.send_message(
+        agora_shared::protocol::Channel::Reliable,
+        vec![0u8; agora_shared::protocol::MAX_MESSAGE_BYTES + 1],
+    );
+    run_until(&mut app, &mut [&mut honest], "both dropped", |app, _| {
+        app.world()
+            .resource::<agora_server::net::server::Dropped>()
+            .messages
+            == 2
+    });
+    assert!(honest.is_connected());
+
     // An outdated client is told why.
     honest.send(&ClientMessage::Hello {
         version: PROTOCOL_VERSION + 1,

@@ -4,6 +4,7 @@
 
 use agora_server::agents::Roster;
 use agora_server::event_log::{EventLog, MemorySink};
+use agora_server::net::bot::{self, BotReport, Tokens};
 use agora_server::net::client::Client;
 use agora_server::net::keys::ServerKey;
 use agora_server::net::server::{listen, unix_now};
@@ -292,8 +293,26 @@ fn bots_join_wander_and_chat_without_drops() {
         sink.snapshot()
     });
     let addr = addr_rx.recv().unwrap();
-    let report =
-        agora_server::net::bot::run(addr, &key, "bot", 16, Duration::from_secs(6)).unwrap();
+    // Half the bots get tokens from the token endpoint, half mint them with the key.
+    let endpoint = agora_server::net::token_endpoint::start(
+        "127.0.0.1:0".parse().unwrap(),
+        key.clone(),
+        vec![addr],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let from_url = Tokens::Url(format!("http://{}", endpoint.addr));
+    let from_key = Tokens::Key(key);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| bot::run(addr, &from_url, "bot", 8, Duration::from_secs(6)));
+        let b = s.spawn(|| bot::run(addr, &from_key, "bot-k", 8, Duration::from_secs(6)));
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    let report = BotReport {
+        joined: a.joined + b.joined,
+        dropped: a.dropped + b.dropped,
+        undecodable: a.undecodable + b.undecodable,
+    };
     let events = server.join().unwrap();
     assert_eq!(
         (report.joined, report.dropped, report.undecodable),

@@ -86,6 +86,13 @@ pub struct ServeArgs {
     /// killed].
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Where to hand out connect tokens over HTTP (`GET /token?player=NAME`). Anyone who
+    /// reaches it can get a token: keep it on loopback, or put an account check in front.
+    #[arg(long, default_value = "127.0.0.1:5001")]
+    pub token_endpoint: std::net::SocketAddr,
+    /// No token endpoint (tokens only from `agora-server token`).
+    #[arg(long)]
+    pub no_token_endpoint: bool,
 }
 
 #[derive(Debug, Args)]
@@ -428,6 +435,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 duration: args
                     .seconds
                     .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
+                token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
             };
             let report = serve::run(&config)?;
             println!(

@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub out: PathBuf,
     /// Stop after this long (load tests); run until killed when `None`.
     pub duration: Option<Duration>,
+    /// Where the token endpoint listens, if anywhere.
+    pub token_endpoint: Option<SocketAddr>,
 }
 
 /// What a bounded run did.
@@ -113,6 +115,20 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     }
     let bound = listen(&mut app, config.bind, config.public, &key)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let public = config.public.unwrap_or(bound);
+    if let Some(at) = config.token_endpoint {
+        let endpoint = crate::net::token_endpoint::start(
+            at,
+            key.clone(),
+            vec![public],
+            Duration::from_secs(3600),
+        )
+        .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
+        println!(
+            "serve: tokens at http://{}/token?player=NAME",
+            endpoint.addr
+        );
+    }
     app.finish();
     app.cleanup();
     println!(

@@ -15,9 +15,11 @@ struct Args {
     /// The server's address.
     #[arg(long, default_value = "127.0.0.1:5000")]
     server: std::net::SocketAddr,
-    /// The server's key file, to mint the bots' tokens (the same one `serve` uses);
-    /// $AGORA_SERVER_KEY wins.
-    #[arg(long, default_value = "server.key")]
+    /// Get tokens from this endpoint (`serve` prints it), e.g. http://127.0.0.1:5001.
+    #[arg(long)]
+    token_url: Option<String>,
+    /// Or mint them with the server's key file (a local server; $AGORA_SERVER_KEY wins).
+    #[arg(long, default_value = "server.key", conflicts_with = "token_url")]
     key: PathBuf,
     #[arg(long, default_value_t = 1)]
     count: usize,
@@ -30,15 +32,18 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let key = match ServerKey::load_or_create(&args.key) {
-        Ok((key, _)) => key,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let tokens = match args.token_url {
+        Some(url) => bot::Tokens::Url(url),
+        None => match ServerKey::load_or_create(&args.key) {
+            Ok((key, _)) => bot::Tokens::Key(key),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let duration = Duration::from_secs_f64(args.seconds.max(0.0));
-    match bot::run(args.server, &key, &args.prefix, args.count, duration) {
+    match bot::run(args.server, &tokens, &args.prefix, args.count, duration) {
         Ok(report) => {
             println!("bots: joined={} dropped={}", report.joined, report.dropped);
             if report.joined == args.count && report.dropped == 0 {

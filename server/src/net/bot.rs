@@ -3,9 +3,10 @@
 use super::client::Client;
 use super::keys::ServerKey;
 use super::server::unix_now;
-use super::tokens;
+use super::{token_endpoint, tokens};
 use agora_shared::TilePos;
 use agora_shared::protocol::{ClientMessage, EntityKind, PROTOCOL_VERSION, ServerMessage};
+use bevy_renet::netcode::ConnectToken;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -68,25 +69,44 @@ impl Bot {
     }
 }
 
-/// Runs `count` bots named `{prefix}{i}` against `server` for `duration`, minting their
-/// tokens with `key`.
+/// Where bots get their connect tokens.
+pub enum Tokens {
+    /// Minted here with the server's key (a local server).
+    Key(ServerKey),
+    /// From a token endpoint, e.g. `http://127.0.0.1:5001`.
+    Url(String),
+}
+
+impl Tokens {
+    fn get(&self, player: &str, server: SocketAddr) -> Result<ConnectToken, String> {
+        match self {
+            Tokens::Key(key) => tokens::mint(
+                key,
+                player,
+                vec![server],
+                Duration::from_secs(300),
+                unix_now(),
+            )
+            .map_err(|e| e.to_string()),
+            Tokens::Url(url) => {
+                let bytes = token_endpoint::fetch(url, player)?;
+                ConnectToken::read(&mut bytes.as_slice()).map_err(|e| format!("{url}: {e}"))
+            }
+        }
+    }
+}
+
+/// Runs `count` bots named `{prefix}{i}` against `server` for `duration`.
 pub fn run(
     server: SocketAddr,
-    key: &ServerKey,
+    tokens: &Tokens,
     prefix: &str,
     count: usize,
     duration: Duration,
 ) -> Result<BotReport, String> {
     let mut bots = Vec::with_capacity(count);
     for i in 0..count {
-        let token = tokens::mint(
-            key,
-            &format!("{prefix}{i}"),
-            vec![server],
-            Duration::from_secs(300),
-            unix_now(),
-        )
-        .map_err(|e| e.to_string())?;
+        let token = tokens.get(&format!("{prefix}{i}"), server)?;
         let client = Client::connect(token).map_err(|e| e.to_string())?;
         let now = Instant::now();
         bots.push(Bot {

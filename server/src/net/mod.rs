@@ -11,6 +11,7 @@ pub mod client;
 pub mod keys;
 pub mod replication;
 pub mod server;
+pub mod token_endpoint;
 pub mod tokens;
 
 use bevy::prelude::*;

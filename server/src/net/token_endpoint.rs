@@ -1,0 +1,202 @@
+//! The token endpoint: `GET /token?player=NAME` answers with a connect token for that player
+//! (netcode's binary format), as the web backend that netcode.io recommends would. It hands a
+//! token to whoever asks, so it listens on loopback by default; a public deployment puts its
+//! account check in front of it. Runs on tokio, on its own thread, never in a tick.
+
+use super::keys::ServerKey;
+use super::server::unix_now;
+use super::tokens;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Longest request read (the request line and headers).
+const MAX_REQUEST_BYTES: usize = 4096;
+
+/// A running endpoint; it stops with the process.
+#[derive(Debug)]
+pub struct TokenEndpoint {
+    pub addr: SocketAddr,
+}
+
+/// Starts serving tokens for the game servers at `servers`, valid for `ttl`.
+pub fn start(
+    bind: SocketAddr,
+    key: ServerKey,
+    servers: Vec<SocketAddr>,
+    ttl: Duration,
+) -> std::io::Result<TokenEndpoint> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let listener = runtime.block_on(TcpListener::bind(bind))?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("token-endpoint".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (key, servers) = (key.clone(), servers.clone());
+                    tokio::spawn(async move {
+                        let serve = answer(stream, &key, servers, ttl);
+                        let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
+                    });
+                }
+            })
+        })?;
+    Ok(TokenEndpoint { addr })
+}
+
+async fn answer(
+    mut stream: tokio::net::TcpStream,
+    key: &ServerKey,
+    servers: Vec<SocketAddr>,
+    ttl: Duration,
+) -> std::io::Result<()> {
+    let mut request = Vec::with_capacity(512);
+    let mut buffer = [0u8; 512];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST_BYTES {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buffer[..n]);
+    }
+    let line = String::from_utf8_lossy(&request);
+    let target = line
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    let (status, body, kind) = match target.strip_prefix("/token?player=").map(percent_decode) {
+        Some(Some(player)) => match tokens::mint(key, &player, servers, ttl, unix_now()) {
+            Ok(token) => (
+                "200 OK",
+                tokens::to_bytes(&token),
+                "application/octet-stream",
+            ),
+            Err(e) => ("400 Bad Request", e.to_string().into_bytes(), "text/plain"),
+        },
+        Some(None) => (
+            "400 Bad Request",
+            b"player is not valid percent-encoded UTF-8".to_vec(),
+            "text/plain",
+        ),
+        None => (
+            "404 Not Found",
+            b"GET /token?player=NAME".to_vec(),
+            "text/plain",
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// `%XX` and `+` decoding of a query value.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Fetches a token for `player` from an endpoint at `url` (e.g. `http://127.0.0.1:5001`).
+pub fn fetch(url: &str, player: &str) -> Result<Vec<u8>, String> {
+    let encoded: String = player
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let address = format!("{}/token?player={encoded}", url.trim_end_matches('/'));
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut reply = agent
+        .get(&address)
+        .call()
+        .map_err(|e| format!("{address}: {e}"))?;
+    let status = reply.status().as_u16();
+    let body = reply
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .map_err(|e| format!("{address}: {e}"))?;
+    if status != 200 {
+        return Err(format!(
+            "{address}: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bevy_renet::netcode::ConnectToken;
+
+    #[test]
+    fn hands_out_tokens_and_refuses_bad_requests() {
+        let key = ServerKey::generate();
+        let game: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let endpoint = start(
+            "127.0.0.1:0".parse().unwrap(),
+            key,
+            vec![game],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let url = format!("http://{}", endpoint.addr);
+        let bytes = fetch(&url, "Ada Lovelace").unwrap();
+        let token = ConnectToken::read(&mut bytes.as_slice()).unwrap();
+        assert_eq!(token.client_id, tokens::client_id("Ada Lovelace"));
+        let err = fetch(&url, "<script>").unwrap_err();
+        assert!(
+            err.contains("HTTP 400") && err.contains("player name"),
+            "{err}"
+        );
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let reply = agent.get(&format!("{url}/admin")).call().unwrap();
+        assert_eq!(reply.status().as_u16(), 404);
+        assert_eq!(percent_decode("a%20b+c"), Some("a b c".into()));
+        assert_eq!(percent_decode("%zz"), None);
+    }
+}

@@ -126,6 +126,15 @@ fn two_players_meet_talk_and_reconnect() {
             _ => None,
         })
         .unwrap();
+    // Both joined in the same tick: each was still told of the other, and of itself.
+    for (client, other) in [(&ada, bob_id), (&bob, ada_id)] {
+        for id in [other, client.welcome().unwrap()] {
+            assert!(
+                client.inbox.iter().any(|m| matches!(m, ServerMessage::Spawned { id: i, kind: agora_shared::protocol::EntityKind::Player, .. } if *i == id)),
+                "a player missing from a newcomer's view"
+            );
+        }
+    }
     let bob_start = bob.tiles()[&bob_id];
     ada.send(&ClientMessage::MoveTo { tile: target });
     run_until(

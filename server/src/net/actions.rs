@@ -4,7 +4,7 @@
 //! keeps breaking the rules is disconnected.
 
 use super::replication::{Net, Team, spawned, world_for_newcomer};
-use super::server::{Avatars, Dropped, Joined, Online, Player};
+use super::server::{Avatars, Dropped, Joined, Player};
 use crate::agents::Agent;
 use crate::agents::brain::Activity;
 use crate::event_log::EventLog;
@@ -25,6 +25,11 @@ pub const EARSHOT: u16 = 4;
 pub const MESSAGES_PER_SECOND: u32 = 20;
 /// Refusals (rate or rule) after which a client is disconnected.
 pub const STRIKES_TO_DISCONNECT: u32 = 50;
+/// Messages read from one client in one tick; the rest wait for the next tick.
+pub const MESSAGES_PER_TICK: usize = 2 * MESSAGES_PER_SECOND as usize;
+/// A client sending more than this is disconnected: no honest client comes close, and renet
+/// buffers out-of-order reliable messages without a bound of its own.
+pub const MAX_CLIENT_BYTES_PER_SECOND: f64 = 128_000.0;
 
 /// A client's message budget and misbehaviour count.
 #[derive(Component, Debug)]
@@ -75,7 +80,7 @@ type Visible<'w, 's> = Query<
         Has<Player>,
         Option<&'static Team>,
     ),
-    Or<(With<Agent>, With<Online>)>,
+    Or<(With<Agent>, With<Joined>)>,
 >;
 
 fn handle_messages(
@@ -92,17 +97,36 @@ fn handle_messages(
     listeners: Query<&ActorId, With<Agent>>,
     joined: Query<(Entity, &Player), With<Joined>>,
 ) {
+    let mut joined_this_tick: Vec<(ClientId, ServerMessage)> = Vec::new();
     for client_id in server.clients_id() {
         let Some(&entity) = avatars.0.get(&client_id) else {
             continue;
         };
-        let Ok((player, actor, position, net, is_joined, mut budget)) = players.get_mut(entity)
+        let Ok((player, actor, position, net, mut is_joined, mut budget)) = players.get_mut(entity)
         else {
             continue;
         };
+        if server.bytes_received_per_sec(client_id) > MAX_CLIENT_BYTES_PER_SECOND {
+            warn!("{}: sending too much; disconnecting", actor.0);
+            server.disconnect(client_id);
+            continue;
+        }
         let mut replies: Vec<ServerMessage> = Vec::new();
         let mut strikes = 0;
-        while let Some(bytes) = server.receive_message(client_id, Channel::Reliable) {
+        // Clients have nothing to send unreliably: whatever comes is dropped and counted.
+        while server
+            .receive_message(client_id, Channel::Unreliable)
+            .is_some()
+        {
+            dropped.messages += 1;
+            strikes += 1;
+        }
+        let mut read = 0;
+        while read < MESSAGES_PER_TICK && budget.strikes + strikes < STRIKES_TO_DISCONNECT {
+            let Some(bytes) = server.receive_message(client_id, Channel::Reliable) else {
+                break;
+            };
+            read += 1;
             let message = match decode::<ClientMessage>(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
@@ -136,8 +160,15 @@ fn handle_messages(
                         time: clock.now,
                     });
                     replies.extend(world_for_newcomer(&visible));
-                    // The others learn of the newcomer.
+                    // Yourself, and whoever joined earlier in this same tick (their `Joined`
+                    // is not applied yet, so the queries above do not see them).
                     let me = spawned(*net, &player.name, position, None, true, None);
+                    replies.push(me.clone());
+                    for (other_client, other) in &joined_this_tick {
+                        replies.push(other.clone());
+                        server.send_message(*other_client, Channel::Reliable, encode(&me));
+                    }
+                    // The others learn of the newcomer.
                     for (other, other_player) in &joined {
                         if other != entity {
                             server.send_message(
@@ -147,7 +178,9 @@ fn handle_messages(
                             );
                         }
                     }
+                    joined_this_tick.push((client_id, me));
                     commands.entity(entity).insert(Joined);
+                    is_joined = true;
                 }
                 (_, false) | (ClientMessage::Hello { .. }, true) => {
                     dropped.messages += 1;

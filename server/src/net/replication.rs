@@ -1,10 +1,10 @@
-//! What joined players see: every agent and online player, once in full when it comes into
+//! What joined players see: every agent and joined player, once in full when it comes into
 //! view ([`ServerMessage::Spawned`]), then only changes: positions that moved this tick on the
 //! unreliable channel (the next update supersedes a lost one), activity and team changes on
 //! the reliable one. The whole town is in view for now (25 agents fit the budget);
 //! per-player areas of interest come with larger towns.
 
-use super::server::{Joined, Online, Player};
+use super::server::{Joined, Player};
 use crate::agents::Agent;
 use crate::agents::brain::Activity;
 use crate::world::{GameClock, Position};
@@ -91,7 +91,7 @@ pub fn world_for_newcomer(
             Has<Player>,
             Option<&Team>,
         ),
-        Or<(With<Agent>, With<Online>)>,
+        Or<(With<Agent>, With<Joined>)>,
     >,
 ) -> Vec<ServerMessage> {
     visible
@@ -105,7 +105,7 @@ pub fn world_for_newcomer(
 fn send_positions(
     mut server: ResMut<RenetServer>,
     clock: Res<GameClock>,
-    moved: Query<(&Net, &Position), (Changed<Position>, Or<(With<Agent>, With<Online>)>)>,
+    moved: Query<(&Net, &Position), (Changed<Position>, Or<(With<Agent>, With<Joined>)>)>,
     joined: Query<&Player, With<Joined>>,
 ) {
     let moved: Vec<(NetId, agora_shared::TilePos)> =

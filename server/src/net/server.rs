@@ -7,7 +7,7 @@ use super::keys::ServerKey;
 use super::replication::{Net, NetIds};
 use super::tokens;
 use crate::event_log::EventLog;
-use crate::world::{ActorId, GameClock, Position, TownMap};
+use crate::world::{ActorId, Destination, GameClock, Position, TownMap, Walking};
 use agora_shared::TilePos;
 use agora_shared::events::Event;
 use agora_shared::protocol::{
@@ -139,7 +139,7 @@ fn on_server_event(
     spawn: Res<SpawnTile>,
     clock: Res<GameClock>,
     mut log: ResMut<EventLog>,
-    players: Query<(&ActorId, &Net)>,
+    players: Query<(&ActorId, &Net, &Position, Has<Joined>)>,
     joined: Query<(Entity, &Player), With<Joined>>,
 ) {
     match **event {
@@ -154,8 +154,11 @@ fn on_server_event(
                 server.disconnect(client_id);
                 return;
             };
-            let entity = match avatars.0.get(&client_id) {
-                Some(&entity) => entity,
+            let (entity, tile) = match avatars.0.get(&client_id) {
+                Some(&entity) => (
+                    entity,
+                    players.get(entity).map_or(spawn.0, |(_, _, p, _)| p.0),
+                ),
                 None => {
                     let entity = commands
                         .spawn((
@@ -170,11 +173,14 @@ fn on_server_event(
                         ))
                         .id();
                     avatars.0.insert(client_id, entity);
-                    entity
+                    (entity, spawn.0)
                 }
             };
-            commands.entity(entity).insert((Online, Budget::default()));
-            let tile = spawn.0;
+            // Strikes survive a reconnect: reconnecting does not clear a misbehaving record.
+            commands
+                .entity(entity)
+                .insert(Online)
+                .insert_if_new(Budget::default());
             log.record(
                 &clock,
                 Event::PlayerJoined {
@@ -188,14 +194,20 @@ fn on_server_event(
             let Some(&entity) = avatars.0.get(&client_id) else {
                 return;
             };
-            commands.entity(entity).remove::<(Online, Joined)>();
-            if let Ok((actor, net)) = players.get(entity) {
+            // The avatar stops where it is and waits for its player.
+            commands
+                .entity(entity)
+                .remove::<(Online, Joined, Destination, Walking)>();
+            if let Ok((actor, net, _, was_joined)) = players.get(entity) {
                 log.record(
                     &clock,
                     Event::PlayerLeft {
                         player: actor.0.clone(),
                     },
                 );
+                if !was_joined {
+                    return;
+                }
                 let gone = encode(&ServerMessage::Despawned { id: net.0 });
                 for (other, player) in &joined {
                     if other != entity {

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 
 /// Longest request read (the request line and headers).
 const MAX_REQUEST_BYTES: usize = 4096;
+/// Requests served at once; more are closed unanswered.
+const MAX_CONNECTIONS: usize = 64;
 
 /// A running endpoint; it stops with the process.
 #[derive(Debug)]
@@ -37,14 +39,24 @@ pub fn start(
         .name("token-endpoint".into())
         .spawn(move || {
             runtime.block_on(async move {
+                let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        // Out of file descriptors, say: wait rather than spin.
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        continue; // Busy: the connection is dropped, closing it.
                     };
                     let (key, servers) = (key.clone(), servers.clone());
                     tokio::spawn(async move {
                         let serve = answer(stream, &key, servers, ttl);
                         let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
+                        drop(slot);
                     });
                 }
             })

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 /// Longest player name, in bytes (it must fit the token's user data with room to spare).
 pub const MAX_PLAYER_NAME_BYTES: usize = 32;
-/// Seconds without packets after which a connection is dropped.
-pub const TIMEOUT_SECONDS: i32 = 15;
+/// Seconds without packets after which a connection is dropped (and its player may
+/// reconnect: netcode refuses a second connection for a client id still connected).
+pub const TIMEOUT_SECONDS: i32 = 5;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {

@@ -2,18 +2,17 @@
 //! see each other move, talk (and a sleeping agent next to them perceives it), one leaves and
 //! comes back into the same avatar; bad, expired and mismatched tokens are refused.
 
-use agora_server::agents::Roster;
 use agora_server::event_log::{EventLog, MemorySink};
 use agora_server::net::bot::{self, BotReport, Tokens};
 use agora_server::net::client::Client;
 use agora_server::net::keys::ServerKey;
 use agora_server::net::server::{listen, unix_now};
 use agora_server::net::tokens;
-use agora_server::world::{GameClock, TownMap};
+use agora_server::world::GameClock;
 use agora_server::{WorldSetup, headless_app};
+use agora_shared::GameTime;
 use agora_shared::events::Event;
 use agora_shared::protocol::{ClientMessage, NETCODE_PROTOCOL_ID, PROTOCOL_VERSION, ServerMessage};
-use agora_shared::{GameTime, persona};
 use bevy::prelude::*;
 use bevy_renet::netcode::ConnectToken;
 use std::net::SocketAddr;
@@ -27,9 +26,12 @@ fn assets() -> PathBuf {
 /// The shipped town at 03:00 (everyone asleep, so agents stay put), 4 game seconds a tick, a
 /// netcode server on a free loopback port.
 fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
-    let map = TownMap::load(&assets().join("maps/maple_hollow.tmj")).unwrap();
-    let folder = persona::load_folder(&assets().join("personas"), &map).unwrap();
-    let roster = Roster::new(assets().join("personas"), folder.personas, 25);
+    let (map, roster) = agora_server::sim::load_town(
+        &assets().join("maps/maple_hollow.tmj"),
+        &assets().join("personas"),
+        Some(25),
+    )
+    .unwrap();
     let sink = MemorySink::default();
     let mut app = headless_app(WorldSetup {
         map,

@@ -4,16 +4,15 @@
 //! times `time_scale`. Persona files are watched and reloaded. The event log goes to
 //! `out/events.jsonl`.
 
-use crate::agents::Roster;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::event_log::{EventLog, JsonlFileSink};
 use crate::net::keys::{KeyOrigin, ServerKey};
-use crate::net::server::{Dropped, Online, listen};
+use crate::net::server::{Dropped, listen};
 use crate::sim::TickStats;
-use crate::world::{GameClock, TownMap};
+use crate::world::GameClock;
 use crate::{WorldSetup, headless_app};
+use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
-use agora_shared::{GameTime, persona};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use std::net::SocketAddr;
@@ -61,16 +60,9 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
             config.time_scale
         ));
     }
-    let map = TownMap::load(&config.map).map_err(|e| e.to_string())?;
-    let folder = persona::load_folder(&config.personas, &map).map_err(|e| e.to_string())?;
-    if let Some(first) = folder.errors.first() {
-        return Err(format!(
-            "{} persona files have errors; first: {first}",
-            folder.errors.len()
-        ));
-    }
-    let agents = config.agents.unwrap_or(folder.personas.len());
-    let roster = Roster::new(config.personas.clone(), folder.personas, agents);
+    let (map, roster) = crate::sim::load_town(&config.map, &config.personas, config.agents)
+        .map_err(|e| e.to_string())?;
+    let agents = roster.agents;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
     let events = config.out.join("events.jsonl");
@@ -150,14 +142,10 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         app.update();
         tick_times.push(t0.elapsed());
         ticks += 1;
-        let world = app.world_mut();
-        let online = world
-            .query_filtered::<(), With<Online>>()
-            .iter(world)
-            .count();
-        peak_players = peak_players.max(online);
+        // Read off renet's own counters: no per-tick query of the world.
+        let server = app.world().resource::<RenetServer>();
+        peak_players = peak_players.max(server.connected_clients());
         if ticks.is_multiple_of(config.hz.ceil() as u64) {
-            let server = world.resource::<RenetServer>();
             for id in server.clients_id() {
                 let rate = server.bytes_sent_per_sec(id);
                 if rate.is_finite() {

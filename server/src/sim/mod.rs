@@ -22,7 +22,7 @@ use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use agora_shared::persona::{self, PersonaError};
 use bevy::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Everything a run depends on.
@@ -62,6 +62,28 @@ pub enum SimError {
     },
 }
 
+/// The map and the roster of agents made from every persona in `personas` (reused round-robin
+/// beyond their number), refusing any invalid persona file. `sim` and `serve` both start here.
+pub fn load_town(
+    map: &Path,
+    personas: &Path,
+    agents: Option<usize>,
+) -> Result<(TownMap, Roster), SimError> {
+    let map = TownMap::load(map)?;
+    let folder = persona::load_folder(personas, &map).map_err(|e| SimError::Personas(vec![e]))?;
+    if !folder.errors.is_empty() {
+        return Err(SimError::Personas(folder.errors));
+    }
+    if folder.personas.is_empty() {
+        return Err(SimError::NoPersonas(personas.to_path_buf()));
+    }
+    let agents = agents.unwrap_or(folder.personas.len());
+    Ok((
+        map,
+        Roster::new(personas.to_path_buf(), folder.personas, agents),
+    ))
+}
+
 /// Runs a simulation to the end and returns its summary (also written to `summary.json`).
 pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     if !(config.hours > 0.0 && config.hours <= 24.0 * 365.0) {
@@ -73,17 +95,8 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     if config.agents == Some(0) {
         return Err(SimError::Config("--agents must be at least 1".into()));
     }
-    let map = TownMap::load(&config.map)?;
-    let folder =
-        persona::load_folder(&config.personas, &map).map_err(|e| SimError::Personas(vec![e]))?;
-    if !folder.errors.is_empty() {
-        return Err(SimError::Personas(folder.errors));
-    }
-    if folder.personas.is_empty() {
-        return Err(SimError::NoPersonas(config.personas.clone()));
-    }
-    let agents = config.agents.unwrap_or(folder.personas.len());
-    let roster = Roster::new(config.personas.clone(), folder.personas, agents);
+    let (map, roster) = load_town(&config.map, &config.personas, config.agents)?;
+    let agents = roster.agents;
 
     let io = |what: String| move |source| SimError::Io { what, source };
     std::fs::create_dir_all(&config.out)

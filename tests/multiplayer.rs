@@ -2,19 +2,26 @@
 //! see each other move, talk (and a sleeping agent next to them perceives it), one leaves and
 //! comes back into the same avatar; bad, expired and mismatched tokens are refused.
 
+use agora_server::agents::Agent;
 use agora_server::event_log::{EventLog, MemorySink};
+use agora_server::net::actions::MESSAGES_PER_SECOND;
 use agora_server::net::bot::{self, BotReport, Tokens};
 use agora_server::net::client::Client;
 use agora_server::net::keys::ServerKey;
+use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
 use agora_server::net::server::{listen, unix_now};
 use agora_server::net::tokens;
 use agora_server::world::GameClock;
+use agora_server::world::{Position, TownMap};
 use agora_server::{WorldSetup, headless_app};
 use agora_shared::GameTime;
+use agora_shared::TilePos;
 use agora_shared::events::Event;
 use agora_shared::protocol::{ClientMessage, NETCODE_PROTOCOL_ID, PROTOCOL_VERSION, ServerMessage};
+use agora_shared::protocol::{EntityKind, NetId};
 use bevy::prelude::*;
 use bevy_renet::netcode::ConnectToken;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,6 +59,39 @@ fn join(key: &ServerKey, name: &str, server: SocketAddr) -> Client {
         tokens::mint(key, name, vec![server], Duration::from_secs(60), unix_now()).unwrap(),
     )
     .unwrap()
+}
+
+fn chebyshev(a: TilePos, b: TilePos) -> u16 {
+    a.x.abs_diff(b.x).max(a.y.abs_diff(b.y))
+}
+
+/// Every agent's wire id and tile, as the server has them.
+fn agents(app: &mut App) -> Vec<(NetId, TilePos)> {
+    app.world_mut()
+        .query_filtered::<(&Net, &Position), With<Agent>>()
+        .iter(app.world())
+        .map(|(net, p)| (net.0, p.0))
+        .collect()
+}
+
+/// The agents a client has in view.
+fn agents_in(client: &Client) -> Vec<NetId> {
+    let in_view = client.tiles();
+    let mut ids: Vec<NetId> = client
+        .inbox
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Spawned {
+                id,
+                kind: EntityKind::Agent,
+                ..
+            } if in_view.contains_key(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Runs the server and the clients until `done` holds, or fails after 20 s.
@@ -98,21 +138,16 @@ fn two_players_meet_talk_and_reconnect() {
     });
     let (ada_id, bob_id) = (ada.welcome().unwrap(), bob.welcome().unwrap());
     assert_ne!(ada_id, bob_id);
-    // Ada sees the 25 agents and Bob (he joined at the same time: a Spawned either way).
-    let agents = ada
-        .inbox
-        .iter()
-        .filter(|m| {
-            matches!(
-                m,
-                ServerMessage::Spawned {
-                    kind: agora_shared::protocol::EntityKind::Agent,
-                    ..
-                }
-            )
-        })
-        .count();
-    assert_eq!(agents, 25);
+    // Ada sees the agents around her, and no others (the view is entered at VIEW_RADIUS).
+    let spawn = ada.tiles()[&ada_id];
+    let seen_agents: BTreeSet<NetId> = agents_in(&ada).into_iter().collect();
+    let nearby: BTreeSet<NetId> = agents(&mut app)
+        .into_iter()
+        .filter(|(_, tile)| chebyshev(*tile, spawn) <= VIEW_RADIUS)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!nearby.is_empty() && nearby.len() < 25, "{nearby:?}");
+    assert_eq!(seen_agents, nearby);
 
     // Both walk to a sleeping agent's bedside; each sees the other arrive.
     let (sleeper_id, target) = ada
@@ -121,7 +156,7 @@ fn two_players_meet_talk_and_reconnect() {
         .find_map(|m| match m {
             ServerMessage::Spawned {
                 id,
-                kind: agora_shared::protocol::EntityKind::Agent,
+                kind: EntityKind::Agent,
                 tile,
                 ..
             } => Some((*id, *tile)),
@@ -132,7 +167,7 @@ fn two_players_meet_talk_and_reconnect() {
     for (client, other) in [(&ada, bob_id), (&bob, ada_id)] {
         for id in [other, client.welcome().unwrap()] {
             assert!(
-                client.inbox.iter().any(|m| matches!(m, ServerMessage::Spawned { id: i, kind: agora_shared::protocol::EntityKind::Player, .. } if *i == id)),
+                client.inbox.iter().any(|m| matches!(m, ServerMessage::Spawned { id: i, kind: EntityKind::Player, .. } if *i == id)),
                 "a player missing from a newcomer's view"
             );
         }
@@ -185,6 +220,42 @@ fn two_players_meet_talk_and_reconnect() {
     assert!(!heard.is_empty(), "no agent heard ada");
     let _ = sleeper_id;
 
+    // Ada uses the thing at the bedside and joins a team: Bob, who has her in view, sees both,
+    // and the log records the use with the object's address. A thing not there is refused.
+    let address = app.world().resource::<TownMap>().address_at(target);
+    assert_eq!(address.split(':').count(), 4, "not an object: {address}");
+    let object = address.rsplit(':').next().unwrap().to_string();
+    ada.send(&ClientMessage::Interact {
+        object: "no such thing".into(),
+    });
+    ada.send(&ClientMessage::Interact {
+        object: object.clone(),
+    });
+    ada.send(&ClientMessage::JoinTeam { team: "red".into() });
+    let using = format!("using the {object}");
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "bob sees ada busy, on a team",
+        |_, c| {
+            let busy = c[1].inbox.iter().any(|m| {
+                matches!(m, ServerMessage::Activity { id, activity, .. } if *id == ada_id && *activity == using)
+            });
+            let team = c[1].inbox.iter().any(|m| {
+                matches!(m, ServerMessage::Team { id, team: Some(t) } if *id == ada_id && t == "red")
+            });
+            busy && team
+        },
+    );
+    assert!(ada.inbox.iter().any(
+        |m| matches!(m, ServerMessage::Refused { reason } if reason.contains("no such thing"))
+    ));
+    app.update();
+    assert!(sink.snapshot().iter().any(|r| matches!(
+        &r.event,
+        Event::Activity { agent, location, .. } if agent == "player:ada" && *location == address
+    )));
+
     // Bob leaves; Ada is told. Bob comes back with a new token: the same avatar, where he was.
     bob.disconnect();
     run_until(&mut app, &mut [&mut ada], "ada sees bob leave", |_, c| {
@@ -210,6 +281,121 @@ fn two_players_meet_talk_and_reconnect() {
     );
     assert_eq!(bob_again.welcome(), Some(bob_id), "same avatar");
     assert_eq!(bob_again.tiles()[&bob_id], target, "where he left it");
+}
+
+/// Connects the clients and says hello; returns their avatars' ids.
+fn join_all(app: &mut App, clients: &mut [&mut Client]) -> Vec<NetId> {
+    run_until(app, clients, "all connect", |_, c| {
+        c.iter().all(|c| c.is_connected())
+    });
+    for c in clients.iter_mut() {
+        c.send(&ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+        });
+    }
+    run_until(app, clients, "all welcomed", |_, c| {
+        c.iter().all(|c| c.welcome().is_some())
+    });
+    clients.iter().map(|c| c.welcome().unwrap()).collect()
+}
+
+#[test]
+fn the_view_follows_the_player() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let mut ada = join(&key, "ada", addr);
+    let mut bob = join(&key, "bob", addr);
+    let ids = join_all(&mut app, &mut [&mut ada, &mut bob]);
+    let (ada_id, bob_id) = (ids[0], ids[1]);
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "they see each other",
+        |_, c| c[0].tiles().contains_key(&bob_id) && c[1].tiles().contains_key(&ada_id),
+    );
+    let spawn = ada.tiles()[&ada_id];
+    let before: BTreeSet<NetId> = agents_in(&ada).into_iter().collect();
+
+    // Ada walks to the agent farthest from the spawn (asleep: nobody else moves).
+    let (_, far) = agents(&mut app)
+        .into_iter()
+        .max_by_key(|(_, tile)| chebyshev(*tile, spawn))
+        .unwrap();
+    assert!(chebyshev(far, spawn) > VIEW_KEEP_RADIUS);
+    ada.send(&ClientMessage::MoveTo { tile: far });
+    let world = agents(&mut app);
+    let view_is_right = |c: &Client| {
+        let seen: BTreeSet<NetId> = agents_in(c).into_iter().collect();
+        world.iter().all(|(id, tile)| {
+            let d = chebyshev(*tile, far);
+            (d > VIEW_RADIUS || seen.contains(id)) && (d <= VIEW_KEEP_RADIUS || !seen.contains(id))
+        })
+    };
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "ada arrives and sees around her",
+        |_, c| c[0].tiles().get(&ada_id) == Some(&far) && view_is_right(c[0]),
+    );
+    let after: BTreeSet<NetId> = agents_in(&ada).into_iter().collect();
+    assert!(before.difference(&after).count() > 0, "nobody left view");
+    assert!(
+        after.difference(&before).count() > 0,
+        "nobody came into view"
+    );
+    // Bob, still at the spawn, lost sight of her, and she of him.
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "they lose sight",
+        |_, c| !c[0].tiles().contains_key(&bob_id) && !c[1].tiles().contains_key(&ada_id),
+    );
+    // She comes back into his view when she returns.
+    ada.send(&ClientMessage::MoveTo { tile: spawn });
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "they meet again",
+        |_, c| c[1].tiles().get(&ada_id) == Some(&spawn) && c[0].tiles().contains_key(&bob_id),
+    );
+}
+
+#[test]
+fn a_flooding_client_is_cut_off_and_others_play_on() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let mut flood = join(&key, "flood", addr);
+    let mut bob = join(&key, "bob", addr);
+    let ids = join_all(&mut app, &mut [&mut flood, &mut bob]);
+    for i in 0..200 {
+        flood.send(&ClientMessage::Say {
+            text: format!("spam {i}"),
+        });
+    }
+    run_until(
+        &mut app,
+        &mut [&mut flood, &mut bob],
+        "the flooder is cut off",
+        |_, c| !c[0].is_connected(),
+    );
+    // Bob (beside him at the spawn) heard what fit the rate, and is still here.
+    let heard = bob
+        .inbox
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Said { id, .. } if *id == ids[0]))
+        .count();
+    assert!(
+        (1..=MESSAGES_PER_SECOND as usize + 5).contains(&heard),
+        "{heard} lines got through"
+    );
+    bob.send(&ClientMessage::Say {
+        text: "hello?".into(),
+    });
+    run_until(&mut app, &mut [&mut bob], "bob still plays", |_, c| {
+        c[0].inbox
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Said { text, .. } if text == "hello?"))
+    });
 }
 
 #[test]
@@ -239,20 +425,36 @@ fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
     )
     .unwrap();
     let mut impostor = Client::connect(mismatched).unwrap();
-    let mut honest = join(&key, "ada", addr);
+    let token = tokens::mint(&key, "ada", vec![addr], Duration::from_secs(60), unix_now()).unwrap();
+    let mut copy = Vec::new();
+    token.write(&mut copy).unwrap();
+    let mut honest = Client::connect(token).unwrap();
     run_until(
         &mut app,
         &mut [&mut forged, &mut expired, &mut impostor, &mut honest],
         "the honest client connects",
         |_, c| c[3].is_connected(),
     );
+    // The same token replayed from another address.
+    let mut replayed = Client::connect(ConnectToken::read(&mut copy.as_slice()).unwrap()).unwrap();
     // Give the others time to fail.
     let deadline = Instant::now() + Duration::from_secs(2);
     run_until(
         &mut app,
-        &mut [&mut forged, &mut expired, &mut impostor, &mut honest],
+        &mut [
+            &mut forged,
+            &mut expired,
+            &mut impostor,
+            &mut honest,
+            &mut replayed,
+        ],
         "two seconds",
         |_, _| Instant::now() > deadline,
+    );
+    assert!(!replayed.is_connected(), "a replayed token got in");
+    assert!(
+        honest.is_connected(),
+        "the replay cut off the honest client"
     );
     assert!(!forged.is_connected(), "a forged token got in");
     assert!(!expired.is_connected(), "an expired token got in");

@@ -3,7 +3,7 @@
 //! message rate; malformed or unexpected messages are dropped and counted, and a client that
 //! keeps breaking the rules is disconnected.
 
-use super::replication::{Net, Team, spawned, world_for_newcomer};
+use super::replication::{Net, Team, View};
 use super::server::{Avatars, Dropped, Joined, Player};
 use crate::agents::Agent;
 use crate::agents::brain::Activity;
@@ -17,10 +17,13 @@ use agora_shared::protocol::{
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use bevy_renet::renet::ClientId;
-use std::time::{Duration, Instant};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
 
 /// Tiles (Chebyshev) within which speech is heard.
 pub const EARSHOT: u16 = 4;
+/// Shown beside a player who is using an object.
+pub const INTERACT_EMOJI: &str = "\u{270b}";
 /// Messages a client may send per second before they are refused.
 pub const MESSAGES_PER_SECOND: u32 = 20;
 /// Refusals (rate or rule) after which a client is disconnected.
@@ -31,19 +34,19 @@ pub const MESSAGES_PER_TICK: usize = 2 * MESSAGES_PER_SECOND as usize;
 /// buffers out-of-order reliable messages without a bound of its own.
 pub const MAX_CLIENT_BYTES_PER_SECOND: f64 = 128_000.0;
 
-/// A client's message budget and misbehaviour count.
+/// A client's message rate (GCRA: a steady 20 a second, bursts of up to 20) and its
+/// misbehaviour count.
 #[derive(Component, Debug)]
 pub struct Budget {
-    window: Instant,
-    used: u32,
+    rate: DefaultDirectRateLimiter,
     pub strikes: u32,
 }
 
 impl Default for Budget {
     fn default() -> Self {
+        let per_second = NonZeroU32::new(MESSAGES_PER_SECOND).expect("a positive rate");
         Self {
-            window: Instant::now(),
-            used: 0,
+            rate: RateLimiter::direct(Quota::per_second(per_second)),
             strikes: 0,
         }
     }
@@ -51,12 +54,7 @@ impl Default for Budget {
 
 impl Budget {
     fn allow(&mut self) -> bool {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.used = 0;
-        }
-        self.used += 1;
-        self.used <= MESSAGES_PER_SECOND
+        self.rate.check().is_ok()
     }
 }
 
@@ -69,20 +67,6 @@ pub fn plugin(app: &mut App) {
     );
 }
 
-type Visible<'w, 's> = Query<
-    'w,
-    's,
-    (
-        &'static Net,
-        &'static Name,
-        &'static Position,
-        Option<&'static Activity>,
-        Has<Player>,
-        Option<&'static Team>,
-    ),
-    Or<(With<Agent>, With<Joined>)>,
->;
-
 fn handle_messages(
     mut commands: Commands,
     mut server: ResMut<RenetServer>,
@@ -92,17 +76,23 @@ fn handle_messages(
     map: Res<TownMap>,
     clock: Res<GameClock>,
     occupancy: Res<Occupancy>,
-    visible: Visible,
-    mut players: Query<(&Player, &ActorId, &Position, &Net, Has<Joined>, &mut Budget)>,
+    mut players: Query<(
+        &ActorId,
+        &Position,
+        &Net,
+        Option<&Activity>,
+        Has<Joined>,
+        &mut Budget,
+    )>,
     listeners: Query<&ActorId, With<Agent>>,
     joined: Query<(Entity, &Player), With<Joined>>,
 ) {
-    let mut joined_this_tick: Vec<(ClientId, ServerMessage)> = Vec::new();
     for client_id in server.clients_id() {
         let Some(&entity) = avatars.0.get(&client_id) else {
             continue;
         };
-        let Ok((player, actor, position, net, mut is_joined, mut budget)) = players.get_mut(entity)
+        let Ok((actor, position, net, activity, mut is_joined, mut budget)) =
+            players.get_mut(entity)
         else {
             continue;
         };
@@ -159,27 +149,8 @@ fn handle_messages(
                         tick_ms: clock.ms_per_tick as u32,
                         time: clock.now,
                     });
-                    replies.extend(world_for_newcomer(&visible));
-                    // Yourself, and whoever joined earlier in this same tick (their `Joined`
-                    // is not applied yet, so the queries above do not see them).
-                    let me = spawned(*net, &player.name, position, None, true, None);
-                    replies.push(me.clone());
-                    for (other_client, other) in &joined_this_tick {
-                        replies.push(other.clone());
-                        server.send_message(*other_client, Channel::Reliable, encode(&me));
-                    }
-                    // The others learn of the newcomer.
-                    for (other, other_player) in &joined {
-                        if other != entity {
-                            server.send_message(
-                                other_player.client_id,
-                                Channel::Reliable,
-                                encode(&me),
-                            );
-                        }
-                    }
-                    joined_this_tick.push((client_id, me));
-                    commands.entity(entity).insert(Joined);
+                    // Replication sends what is in view, this player included.
+                    commands.entity(entity).insert((Joined, View::default()));
                     is_joined = true;
                 }
                 (_, false) | (ClientMessage::Hello { .. }, true) => {
@@ -192,6 +163,15 @@ fn handle_messages(
                             tile,
                             location: map.address_at(tile),
                         });
+                        // Walking away ends whatever the player was using.
+                        if activity.is_some_and(|a| !a.description.is_empty()) {
+                            commands.entity(entity).insert(Activity {
+                                description: String::new(),
+                                emoji: String::new(),
+                                location: String::new(),
+                                until: clock.now,
+                            });
+                        }
                     } else {
                         strikes += 1;
                         replies.push(ServerMessage::Refused {
@@ -222,8 +202,7 @@ fn handle_messages(
                 (ClientMessage::JoinTeam { team }, true) => match clean_text(&team, MAX_NAME_CHARS)
                 {
                     Some(team) => {
-                        commands.entity(entity).insert(Team(team.clone()));
-                        broadcast_team(&mut server, &joined, net, Some(team));
+                        commands.entity(entity).insert(Team(Some(team)));
                     }
                     None => {
                         strikes += 1;
@@ -233,19 +212,29 @@ fn handle_messages(
                     }
                 },
                 (ClientMessage::LeaveTeam, true) => {
-                    commands.entity(entity).remove::<Team>();
-                    broadcast_team(&mut server, &joined, net, None);
+                    commands.entity(entity).insert(Team(None));
                 }
                 (ClientMessage::Interact { object }, true) => {
-                    let here = map.arena_at(position.0);
-                    let known = here.is_some_and(|arena| {
-                        map.find_object(Place::Arena(arena), &object).is_some()
-                    });
-                    if !known {
-                        strikes += 1;
-                        replies.push(ServerMessage::Refused {
-                            reason: format!("there is no {object:?} here"),
-                        });
+                    let found = map
+                        .arena_at(position.0)
+                        .and_then(|arena| map.find_object(Place::Arena(arena), &object));
+                    match found {
+                        // Using an object is the player's activity until it walks away: others
+                        // in view see it, and the event log records it with the object's address.
+                        Some(found) => {
+                            commands.entity(entity).insert(Activity {
+                                description: format!("using the {object}"),
+                                emoji: INTERACT_EMOJI.into(),
+                                location: map.object_address(found),
+                                until: clock.now,
+                            });
+                        }
+                        None => {
+                            strikes += 1;
+                            replies.push(ServerMessage::Refused {
+                                reason: format!("there is no {object:?} here"),
+                            });
+                        }
                     }
                 }
             }
@@ -313,14 +302,28 @@ fn say(
     }
 }
 
-fn broadcast_team(
-    server: &mut RenetServer,
-    joined: &Query<(Entity, &Player), With<Joined>>,
-    net: &Net,
-    team: Option<String>,
-) {
-    let message = encode(&ServerMessage::Team { id: net.0, team });
-    for (_, player) in joined {
-        server.send_message(player.client_id, Channel::Reliable, message.clone());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn budget_allows_a_burst_then_the_steady_rate() {
+        let mut budget = Budget::default();
+        let burst = (0..100).take_while(|_| budget.allow()).count();
+        assert_eq!(burst, MESSAGES_PER_SECOND as usize);
+        assert!(!budget.allow());
+        // One message's worth of time later, one more.
+        std::thread::sleep(Duration::from_secs_f64(1.5 / MESSAGES_PER_SECOND as f64));
+        assert!(budget.allow());
+        assert!(!budget.allow());
+    }
+
+    #[test]
+    fn text_is_trimmed_cleaned_and_bounded() {
+        assert_eq!(clean_text("  hi\tthere\n ", 10), Some("hi there".into()));
+        assert_eq!(clean_text("   ", 10), None);
+        assert_eq!(clean_text(&"x".repeat(11), 10), None);
+        assert_eq!(clean_text(&"é".repeat(10), 10), Some("é".repeat(10)));
     }
 }

@@ -46,9 +46,11 @@ impl Bot {
         ((self.rng >> 33) as usize) % n.max(1)
     }
 
-    /// Agents' tiles, as this bot last saw them (always walkable: someone stands there).
+    /// Tiles of the agents in view, as this bot last saw them (walkable: someone stands
+    /// there).
     fn agent_tiles(&self) -> Vec<TilePos> {
-        let agents: Vec<_> = self
+        let tiles = self.client.tiles();
+        let mut agents: Vec<TilePos> = self
             .client
             .inbox
             .iter()
@@ -57,15 +59,13 @@ impl Bot {
                     id,
                     kind: EntityKind::Agent,
                     ..
-                } => Some(*id),
+                } => tiles.get(id).copied(),
                 _ => None,
             })
             .collect();
-        let tiles = self.client.tiles();
+        agents.sort();
+        agents.dedup();
         agents
-            .iter()
-            .filter_map(|id| tiles.get(id).copied())
-            .collect()
     }
 }
 
@@ -170,11 +170,13 @@ pub fn run(
     Ok(report)
 }
 
-/// Replaces the inbox with the welcome and one spawn per entity at its latest tile.
+/// Replaces the inbox with the welcome and one spawn per entity in view, at its latest tile.
 fn compact(client: &mut Client) {
     let tiles = client.tiles();
     let mut kept = Vec::new();
-    for m in client.inbox.drain(..) {
+    let mut spawned = std::collections::HashSet::new();
+    // The latest spawn of each entity still in view.
+    for m in client.inbox.drain(..).rev() {
         match m {
             ServerMessage::Welcome { .. } => kept.push(m),
             ServerMessage::Spawned {
@@ -185,17 +187,24 @@ fn compact(client: &mut Client) {
                 emoji,
                 team,
                 ..
-            } => kept.push(ServerMessage::Spawned {
-                id,
-                kind,
-                name,
-                tile: tiles.get(&id).copied().unwrap_or_default(),
-                activity,
-                emoji,
-                team,
-            }),
+            } => {
+                if let Some(&tile) = tiles.get(&id)
+                    && spawned.insert(id)
+                {
+                    kept.push(ServerMessage::Spawned {
+                        id,
+                        kind,
+                        name,
+                        tile,
+                        activity,
+                        emoji,
+                        team,
+                    });
+                }
+            }
             _ => {}
         }
     }
+    kept.reverse();
     client.inbox = kept;
 }

@@ -79,7 +79,7 @@ impl Client {
         })
     }
 
-    /// Where this client last saw each entity.
+    /// The entities in view and where this client last saw them.
     pub fn tiles(&self) -> HashMap<NetId, TilePos> {
         let mut seen = HashMap::new();
         for m in &self.inbox {
@@ -87,7 +87,18 @@ impl Client {
                 ServerMessage::Spawned { id, tile, .. } => {
                     seen.insert(*id, *tile);
                 }
-                ServerMessage::Positions { moved, .. } => seen.extend(moved.iter().copied()),
+                ServerMessage::Despawned { id } => {
+                    seen.remove(id);
+                }
+                // Positions travel unreliably and may overtake a `Despawned`: only entities
+                // still in view move.
+                ServerMessage::Positions { moved, .. } => {
+                    for (id, tile) in moved {
+                        if let Some(at) = seen.get_mut(id) {
+                            *at = *tile;
+                        }
+                    }
+                }
                 _ => {}
             }
         }

@@ -1,16 +1,34 @@
-//! What joined players see: every agent and joined player, once in full when it comes into
-//! view ([`ServerMessage::Spawned`]), then only changes: positions that moved this tick on the
-//! unreliable channel (the next update supersedes a lost one), activity and team changes on
-//! the reliable one. The whole town is in view for now (25 agents fit the budget);
-//! per-player areas of interest come with larger towns.
+//! What joined players see: the agents and joined players within their area of interest.
+//! An entity is described in full once, when it comes into view ([`ServerMessage::Spawned`]),
+//! and forgotten when it leaves ([`ServerMessage::Despawned`]); in between only changes are
+//! sent: positions that moved this tick on the unreliable channel (the next update supersedes
+//! a lost one), activity and team changes on the reliable one.
+//!
+//! The view is a square around the player's avatar. It is entered at [`VIEW_RADIUS`] and left
+//! only past [`VIEW_KEEP_RADIUS`], so someone pacing along the edge is not spawned and
+//! despawned every step.
 
 use super::server::{Joined, Player};
+use crate::TickSystems;
 use crate::agents::Agent;
 use crate::agents::brain::Activity;
 use crate::world::{GameClock, Position};
+use agora_shared::TilePos;
 use agora_shared::protocol::{Channel, EntityKind, NetId, ServerMessage, encode};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
+use std::collections::{HashMap, HashSet};
+
+/// Tiles (Chebyshev) around a player within which entities come into view: a little more
+/// than a 1280x720 screen of 32-pixel tiles shows (40x23) in every direction.
+pub const VIEW_RADIUS: u16 = 24;
+/// Entities in view stay in view until they are this far away.
+pub const VIEW_KEEP_RADIUS: u16 = VIEW_RADIUS + 4;
+/// Every this many ticks each joined player gets a `Positions` message even if nothing in
+/// view moved: it carries the clock.
+pub const CLOCK_EVERY_TICKS: u64 = 20;
+/// Entries per `Positions` message: at most ~10 bytes each, well under the decode bound.
+const POSITIONS_PER_MESSAGE: usize = 1024;
 
 /// An entity's id on the wire.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Deref)]
@@ -30,19 +48,53 @@ impl NetIds {
 }
 
 /// A player's team, if any.
-#[derive(Component, Clone, Debug, PartialEq, Eq)]
-pub struct Team(pub String);
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Team(pub Option<String>);
+
+/// What a joined player's client has been told exists: entity and wire id.
+#[derive(Component, Default, Debug)]
+pub struct View(HashMap<Entity, NetId>);
+
+impl View {
+    pub fn sees(&self, entity: Entity) -> bool {
+        self.0.contains_key(&entity)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Replication's steps, in order, at the end of the tick.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+enum ReplicationSystems {
+    /// Spawn and despawn what came into or left each view.
+    Views,
+    /// Send the changes of what stays in view.
+    Changes,
+}
 
 pub fn plugin(app: &mut App) {
-    app.init_resource::<NetIds>().add_systems(
-        Update,
-        (
-            name_agents,
-            send_positions.in_set(crate::TickSystems::Record),
-            send_activities.in_set(crate::TickSystems::Record),
+    app.init_resource::<NetIds>()
+        .configure_sets(
+            Update,
+            (ReplicationSystems::Views, ReplicationSystems::Changes)
+                .chain()
+                .in_set(TickSystems::Record)
+                .run_if(resource_exists::<RenetServer>),
         )
-            .run_if(resource_exists::<RenetServer>),
-    );
+        .add_systems(
+            Update,
+            (
+                name_agents.before(TickSystems::Record),
+                update_views.in_set(ReplicationSystems::Views),
+                (send_positions, send_activities, send_teams).in_set(ReplicationSystems::Changes),
+            ),
+        );
 }
 
 /// Gives every agent a wire id.
@@ -56,88 +108,150 @@ fn name_agents(
     }
 }
 
-/// The full description of an entity, for a player who starts seeing it.
-pub fn spawned(
-    net: Net,
-    name: &str,
-    position: &Position,
-    activity: Option<&Activity>,
-    player: bool,
-    team: Option<&Team>,
-) -> ServerMessage {
-    ServerMessage::Spawned {
-        id: net.0,
-        kind: if player {
-            EntityKind::Player
-        } else {
-            EntityKind::Agent
-        },
-        name: name.to_string(),
-        tile: position.0,
-        activity: activity.map(|a| a.description.clone()).unwrap_or_default(),
-        emoji: activity.map(|a| a.emoji.clone()).unwrap_or_default(),
-        team: team.map(|t| t.0.clone()),
+/// Everything that can be seen: agents and joined players.
+type Visible<'w, 's> = Query<
+    'w,
+    's,
+    (
+        Entity,
+        &'static Net,
+        &'static Name,
+        &'static Position,
+        Option<&'static Activity>,
+        Has<Player>,
+        Option<&'static Team>,
+    ),
+    Or<(With<Agent>, With<Joined>)>,
+>;
+
+fn within(a: TilePos, b: TilePos, radius: u16) -> bool {
+    a.x.abs_diff(b.x) <= radius && a.y.abs_diff(b.y) <= radius
+}
+
+fn update_views(
+    mut server: ResMut<RenetServer>,
+    visible: Visible,
+    mut viewers: Query<(&Player, &Position, &mut View), With<Joined>>,
+) {
+    for (viewer, at, mut view) in &mut viewers {
+        let mut seen: HashSet<Entity> = HashSet::with_capacity(view.0.len());
+        for (entity, net, name, position, activity, player, team) in &visible {
+            let keep = view.0.contains_key(&entity);
+            let radius = if keep { VIEW_KEEP_RADIUS } else { VIEW_RADIUS };
+            if !within(at.0, position.0, radius) {
+                continue;
+            }
+            seen.insert(entity);
+            if !keep {
+                view.0.insert(entity, net.0);
+                let kind = if player {
+                    EntityKind::Player
+                } else {
+                    EntityKind::Agent
+                };
+                let message = ServerMessage::Spawned {
+                    id: net.0,
+                    kind,
+                    name: name.to_string(),
+                    tile: position.0,
+                    activity: activity.map(|a| a.description.clone()).unwrap_or_default(),
+                    emoji: activity.map(|a| a.emoji.clone()).unwrap_or_default(),
+                    team: team.and_then(|t| t.0.clone()),
+                };
+                server.send_message(viewer.client_id, Channel::Reliable, encode(&message));
+            }
+        }
+        // Out of range, offline, or gone from the world.
+        view.0.retain(|entity, id| {
+            let stays = seen.contains(entity);
+            if !stays {
+                let gone = encode(&ServerMessage::Despawned { id: *id });
+                server.send_message(viewer.client_id, Channel::Reliable, gone);
+            }
+            stays
+        });
     }
 }
 
-/// Everything in view, for a player who has just joined.
-pub fn world_for_newcomer(
-    visible: &Query<
-        (
-            &Net,
-            &Name,
-            &Position,
-            Option<&Activity>,
-            Has<Player>,
-            Option<&Team>,
-        ),
-        Or<(With<Agent>, With<Joined>)>,
-    >,
-) -> Vec<ServerMessage> {
-    visible
-        .iter()
-        .map(|(net, name, position, activity, player, team)| {
-            spawned(*net, name, position, activity, player, team)
-        })
-        .collect()
+/// Sends `message` to every joined player whose view holds `entity`.
+fn to_viewers(
+    server: &mut RenetServer,
+    viewers: &Query<(&Player, &View), With<Joined>>,
+    channel: Channel,
+    entity: Entity,
+    message: &ServerMessage,
+) {
+    let mut bytes = None;
+    for (player, view) in viewers {
+        if view.sees(entity) {
+            let bytes = bytes.get_or_insert_with(|| encode(message));
+            server.send_message(player.client_id, channel, bytes.clone());
+        }
+    }
 }
 
 fn send_positions(
     mut server: ResMut<RenetServer>,
     clock: Res<GameClock>,
-    moved: Query<(&Net, &Position), (Changed<Position>, Or<(With<Agent>, With<Joined>)>)>,
-    joined: Query<&Player, With<Joined>>,
+    moved: Query<(Entity, &Position), (Changed<Position>, Or<(With<Agent>, With<Joined>)>)>,
+    viewers: Query<(&Player, &View), With<Joined>>,
+    mut ticks: Local<u64>,
 ) {
-    let moved: Vec<(NetId, agora_shared::TilePos)> =
-        moved.iter().map(|(net, p)| (net.0, p.0)).collect();
-    if moved.is_empty() {
+    *ticks += 1;
+    let heartbeat = ticks.is_multiple_of(CLOCK_EVERY_TICKS);
+    let moved: Vec<(Entity, TilePos)> = moved.iter().map(|(e, p)| (e, p.0)).collect();
+    if moved.is_empty() && !heartbeat {
         return;
     }
-    // At most ~10 bytes an entry: 1,024 keep a message well under the decode bound.
-    for batch in moved.chunks(1024) {
-        let message = encode(&ServerMessage::Positions {
-            time: clock.now,
-            moved: batch.to_vec(),
-        });
-        for player in &joined {
-            server.send_message(player.client_id, Channel::Unreliable, message.clone());
+    for (player, view) in &viewers {
+        let seen: Vec<(NetId, TilePos)> = moved
+            .iter()
+            .filter_map(|(entity, tile)| view.0.get(entity).map(|id| (*id, *tile)))
+            .collect();
+        if seen.is_empty() && !heartbeat {
+            continue;
+        }
+        // An empty list still carries the clock.
+        let batches: Vec<&[(NetId, TilePos)]> = if seen.is_empty() {
+            vec![&[]]
+        } else {
+            seen.chunks(POSITIONS_PER_MESSAGE).collect()
+        };
+        for batch in batches {
+            let message = ServerMessage::Positions {
+                time: clock.now,
+                moved: batch.to_vec(),
+            };
+            server.send_message(player.client_id, Channel::Unreliable, encode(&message));
         }
     }
 }
 
 fn send_activities(
     mut server: ResMut<RenetServer>,
-    changed: Query<(&Net, &Activity), Changed<Activity>>,
-    joined: Query<&Player, With<Joined>>,
+    changed: Query<(Entity, &Net, &Activity), Changed<Activity>>,
+    viewers: Query<(&Player, &View), With<Joined>>,
 ) {
-    for (net, activity) in &changed {
-        let message = encode(&ServerMessage::Activity {
+    for (entity, net, activity) in &changed {
+        let message = ServerMessage::Activity {
             id: net.0,
             activity: activity.description.clone(),
             emoji: activity.emoji.clone(),
-        });
-        for player in &joined {
-            server.send_message(player.client_id, Channel::Reliable, message.clone());
-        }
+        };
+        to_viewers(&mut server, &viewers, Channel::Reliable, entity, &message);
+    }
+}
+
+fn send_teams(
+    mut server: ResMut<RenetServer>,
+    changed: Query<(Entity, &Net, &Team), Changed<Team>>,
+    viewers: Query<(&Player, &View), With<Joined>>,
+) {
+    for (entity, net, team) in &changed {
+        let message = ServerMessage::Team {
+            id: net.0,
+            team: team.0.clone(),
+        };
+        to_viewers(&mut server, &viewers, Channel::Reliable, entity, &message);
     }
 }

@@ -4,15 +4,13 @@
 
 use super::actions::Budget;
 use super::keys::ServerKey;
-use super::replication::{Net, NetIds};
+use super::replication::{Net, NetIds, Team, View};
 use super::tokens;
 use crate::event_log::EventLog;
 use crate::world::{ActorId, Destination, GameClock, Position, TownMap, Walking};
 use agora_shared::TilePos;
 use agora_shared::events::Event;
-use agora_shared::protocol::{
-    Channel, MAX_MESSAGE_BYTES, NETCODE_PROTOCOL_ID, ServerMessage, encode,
-};
+use agora_shared::protocol::{Channel, MAX_MESSAGE_BYTES, NETCODE_PROTOCOL_ID};
 use bevy::prelude::*;
 use bevy_renet::netcode::{
     NetcodeServerPlugin, NetcodeServerTransport, ServerAuthentication, ServerConfig,
@@ -129,6 +127,21 @@ pub fn plugin(app: &mut App) {
         .add_observer(on_server_event);
 }
 
+/// A player's avatar, offline until its player connects.
+pub fn avatar(client_id: ClientId, name: &str, tile: TilePos, team: Team, net: Net) -> impl Bundle {
+    (
+        Player {
+            client_id,
+            name: name.to_string(),
+        },
+        Name::new(name.to_string()),
+        ActorId(format!("player:{name}")),
+        Position(tile),
+        team,
+        net,
+    )
+}
+
 fn on_server_event(
     event: On<RenetServerEvent>,
     mut commands: Commands,
@@ -139,8 +152,7 @@ fn on_server_event(
     spawn: Res<SpawnTile>,
     clock: Res<GameClock>,
     mut log: ResMut<EventLog>,
-    players: Query<(&ActorId, &Net, &Position, Has<Joined>)>,
-    joined: Query<(Entity, &Player), With<Joined>>,
+    players: Query<(&ActorId, &Position)>,
 ) {
     match **event {
         ServerEvent::ClientConnected { client_id } => {
@@ -155,22 +167,10 @@ fn on_server_event(
                 return;
             };
             let (entity, tile) = match avatars.0.get(&client_id) {
-                Some(&entity) => (
-                    entity,
-                    players.get(entity).map_or(spawn.0, |(_, _, p, _)| p.0),
-                ),
+                Some(&entity) => (entity, players.get(entity).map_or(spawn.0, |(_, p)| p.0)),
                 None => {
                     let entity = commands
-                        .spawn((
-                            Player {
-                                client_id,
-                                name: name.clone(),
-                            },
-                            Name::new(name.clone()),
-                            ActorId(format!("player:{name}")),
-                            Position(spawn.0),
-                            ids.issue(),
-                        ))
+                        .spawn(avatar(client_id, &name, spawn.0, Team(None), ids.issue()))
                         .id();
                     avatars.0.insert(client_id, entity);
                     (entity, spawn.0)
@@ -194,26 +194,18 @@ fn on_server_event(
             let Some(&entity) = avatars.0.get(&client_id) else {
                 return;
             };
-            // The avatar stops where it is and waits for its player.
+            // The avatar stops where it is and waits for its player; replication tells those
+            // who saw it that it is gone.
             commands
                 .entity(entity)
-                .remove::<(Online, Joined, Destination, Walking)>();
-            if let Ok((actor, net, _, was_joined)) = players.get(entity) {
+                .remove::<(Online, Joined, View, Destination, Walking)>();
+            if let Ok((actor, ..)) = players.get(entity) {
                 log.record(
                     &clock,
                     Event::PlayerLeft {
                         player: actor.0.clone(),
                     },
                 );
-                if !was_joined {
-                    return;
-                }
-                let gone = encode(&ServerMessage::Despawned { id: net.0 });
-                for (other, player) in &joined {
-                    if other != entity {
-                        server.send_message(player.client_id, Channel::Reliable, gone.clone());
-                    }
-                }
             }
         }
     }

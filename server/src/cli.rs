@@ -67,9 +67,10 @@ pub struct ServeArgs {
     /// Game seconds per wall-clock second.
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
-    /// Game time to start at ("HH:MM" or "day D HH:MM").
-    #[arg(long, default_value = "08:00", value_parser = parse_game_time)]
-    pub start: GameTime,
+    /// Game time to start at ("HH:MM" or "day D HH:MM") [default: where the database's last
+    /// run stopped, else 08:00].
+    #[arg(long, value_parser = parse_game_time)]
+    pub start: Option<GameTime>,
     /// Number of agents [default: one per persona].
     #[arg(long)]
     pub agents: Option<usize>,
@@ -79,9 +80,13 @@ pub struct ServeArgs {
     pub map: Option<PathBuf>,
     #[arg(long)]
     pub personas: Option<PathBuf>,
-    /// Folder for the event log.
+    /// Folder for the event log (an earlier run's log is kept, renamed).
     #[arg(long, default_value = "runs/serve")]
     pub out: PathBuf,
+    /// The SQLite database that keeps players' avatars and the clock across restarts
+    /// [default: OUT/world.sqlite].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
     /// Stop after this many seconds and print tick and bandwidth figures [default: run until
     /// killed].
     #[arg(long)]
@@ -431,6 +436,7 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                 key: args.key,
                 hz: args.hz,
                 time_scale: args.time_scale,
+                db: args.db.unwrap_or_else(|| args.out.join("world.sqlite")),
                 out: args.out,
                 duration: args
                     .seconds

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod event_log;
 pub mod llm;
 pub mod net;
+pub mod persist;
 pub mod schedule;
 pub mod serve;
 pub mod sim;

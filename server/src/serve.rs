@@ -2,12 +2,16 @@
 //!
 //! Ticks are paced by the wall clock (20 Hz by default); each advances game time by the tick
 //! times `time_scale`. Persona files are watched and reloaded. The event log goes to
-//! `out/events.jsonl`.
+//! `out/events.jsonl` (an earlier run's log is renamed, not overwritten). Players' avatars and
+//! the clock are kept in a SQLite database, so a restarted server resumes where it stopped.
+//! Ctrl-C (or SIGTERM) stops at the end of a tick and saves everything first.
 
 use crate::agents::hot_reload::WatchPersonas;
 use crate::event_log::{EventLog, JsonlFileSink};
 use crate::net::keys::{KeyOrigin, ServerKey};
 use crate::net::server::{Dropped, listen};
+use crate::persist::store::Write;
+use crate::persist::{Persistence, SavedPlayers, Store};
 use crate::sim::TickStats;
 use crate::world::GameClock;
 use crate::{WorldSetup, headless_app};
@@ -16,8 +20,12 @@ use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Where a run starts when neither `--start` nor the database says otherwise.
+pub const DEFAULT_START: &str = "08:00";
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -25,7 +33,8 @@ pub struct ServeConfig {
     pub personas: PathBuf,
     pub agents: Option<usize>,
     pub seed: u64,
-    pub start: GameTime,
+    /// Game time to start at; `None` resumes the database's clock (or [`DEFAULT_START`]).
+    pub start: Option<GameTime>,
     pub bind: SocketAddr,
     pub public: Option<SocketAddr>,
     pub key: PathBuf,
@@ -33,6 +42,8 @@ pub struct ServeConfig {
     /// Game seconds per wall second.
     pub time_scale: f64,
     pub out: PathBuf,
+    /// The SQLite database of players' avatars and the clock.
+    pub db: PathBuf,
     /// Stop after this long (load tests); run until killed when `None`.
     pub duration: Option<Duration>,
     /// Where the token endpoint listens, if anywhere.
@@ -65,7 +76,22 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     let agents = roster.agents;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
+    let store = Store::open(&config.db).map_err(|e| e.to_string())?;
+    let saved = store.load().map_err(|e| e.to_string())?;
+    let start = config
+        .start
+        .or(saved.clock)
+        .unwrap_or_else(|| DEFAULT_START.parse().expect("a valid time"));
+    if !saved.players.is_empty() || saved.clock.is_some() {
+        println!(
+            "serve: resuming from {}: {} players, game time {}",
+            config.db.display(),
+            saved.players.len(),
+            start
+        );
+    }
     let events = config.out.join("events.jsonl");
+    keep_earlier_log(&events)?;
     let sink = JsonlFileSink::create(&events)
         .map_err(|e| format!("cannot create {}: {e}", events.display()))?;
     let tick = Duration::from_secs_f64(1.0 / config.hz);
@@ -73,7 +99,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         .round()
         .max(1.0) as u64;
     let world = map.world.clone();
-    let clock = GameClock::new(config.start, tick_ms);
+    let clock = GameClock::new(start, tick_ms);
     let mut log = EventLog::new(sink);
     log.record(
         &clock,
@@ -81,7 +107,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
             format: EVENT_FORMAT_VERSION,
             seed: config.seed,
             map: world.clone(),
-            start: config.start,
+            start,
             tick_ms,
             agents: agents as u32,
             brain: "routine".into(),
@@ -95,7 +121,9 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         log,
     });
     app.insert_resource(WatchPersonas::default())
-        .add_plugins(crate::net::plugin);
+        .insert_resource(SavedPlayers(saved.players))
+        .insert_resource(Persistence::start(store))
+        .add_plugins((crate::net::plugin, crate::persist::plugin));
     let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
     match origin {
         KeyOrigin::Created(path) => eprintln!(
@@ -131,13 +159,14 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         config.public.unwrap_or(bound)
     );
 
+    stop_on_signal();
     let started = Instant::now();
     let mut next = started;
     let mut tick_times = Vec::new();
     let mut peak_players = 0;
     let (mut bandwidth_sum, mut bandwidth_samples) = (0.0, 0u64);
     let mut ticks = 0u64;
-    while config.duration.is_none_or(|d| started.elapsed() < d) {
+    while config.duration.is_none_or(|d| started.elapsed() < d) && !STOP.load(Ordering::Relaxed) {
         let t0 = Instant::now();
         app.update();
         tick_times.push(t0.elapsed());
@@ -165,6 +194,11 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     }
     let dropped = app.world().resource::<Dropped>().messages;
     let clock = app.world().resource::<GameClock>().clone();
+    let persistence = app.world().resource::<Persistence>();
+    persistence.save(Write::Clock(clock.now));
+    persistence
+        .flush()
+        .map_err(|e| format!("cannot save to {}: {e}", config.db.display()))?;
     let mut log = app.world_mut().resource_mut::<EventLog>();
     log.record(&clock, Event::RunFinished { ticks });
     log.finish()
@@ -176,4 +210,31 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         dropped_messages: dropped,
         bytes_per_second_per_client: bandwidth_sum / bandwidth_samples.max(1) as f64,
     })
+}
+
+/// Set by Ctrl-C or SIGTERM: the loop stops after the tick in progress.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn stop_on_signal() {
+    // Only one handler per process: a second `run` in the same process reuses the first.
+    let _ = ctrlc::try_set_handler(|| {
+        eprintln!("serve: stopping (saving first)");
+        STOP.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Renames an earlier run's log to `events-<unix seconds>.jsonl`, so a restart keeps it.
+fn keep_earlier_log(events: &Path) -> Result<(), String> {
+    if !events.exists() {
+        return Ok(());
+    }
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let kept = events.with_file_name(format!("events-{stamp}.jsonl"));
+    std::fs::rename(events, &kept)
+        .map_err(|e| format!("cannot keep the earlier log {}: {e}", events.display()))?;
+    println!("serve: the earlier run's log is now {}", kept.display());
+    Ok(())
 }

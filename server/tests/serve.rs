@@ -1,0 +1,205 @@
+//! `agora-server serve` as a process, with a real player over UDP on loopback: the server is
+//! killed outright (SIGKILL, no chance to save) and restarted on the same database; the player
+//! comes back to the tile and team it had, the clock resumes, the first run's log is kept, and
+//! SIGTERM stops the second run cleanly.
+
+mod common;
+
+use agora_server::net::client::Client;
+use agora_server::net::keys::ServerKey;
+use agora_server::net::server::unix_now;
+use agora_server::net::tokens;
+use agora_server::persist::{SavedPlayer, Store};
+use agora_shared::TilePos;
+use agora_shared::protocol::{ClientMessage, NetId, PROTOCOL_VERSION, ServerMessage};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// A running `serve` and the lines it prints.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    printed: Vec<String>,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora-server"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-token-endpoint"])
+            .args(["--time-scale", "60", "--agents", "6"])
+            .arg("--key")
+            .arg(dir.join("server.key"))
+            .arg("--out")
+            .arg(dir.join("run"))
+            .env("AGORA_ASSETS", common::assets())
+            .env_remove("AGORA_SERVER_KEY")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("agora-server starts");
+        let lines = read_lines(child.stdout.take().unwrap());
+        Self {
+            child,
+            lines,
+            printed: Vec::new(),
+        }
+    }
+
+    /// Waits for a printed line containing `text`.
+    fn line_with(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.printed.iter().find(|l| l.contains(text)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.printed.push(line),
+                Err(_) => panic!(
+                    "serve never printed {text:?}; it printed {:?}",
+                    self.printed
+                ),
+            }
+        }
+    }
+
+    /// Where the server listens, from its start-up line ("... on ADDR (...").
+    fn addr(&mut self) -> SocketAddr {
+        let line = self.line_with(" agents, ");
+        let after = line.split(" on ").nth(1).unwrap();
+        after.split(' ').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Pumps the client until `done` holds, or fails after 30 s.
+fn pump_until(client: &mut Client, what: &str, mut done: impl FnMut(&Client) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(client) {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        client.pump(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Connects as `name` and says hello; returns the avatar's id.
+fn play(key: &ServerKey, name: &str, server: SocketAddr) -> (Client, NetId) {
+    let token = tokens::mint(key, name, vec![server], Duration::from_secs(60), unix_now()).unwrap();
+    let mut client = Client::connect(token).unwrap();
+    pump_until(&mut client, "connect", Client::is_connected);
+    client.send(&ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    pump_until(&mut client, "welcome", |c| {
+        c.welcome().is_some_and(|me| c.tiles().contains_key(&me))
+    });
+    let me = client.welcome().unwrap();
+    (client, me)
+}
+
+fn clock(line: &str) -> String {
+    line.rsplit("game time ").next().unwrap().to_string()
+}
+
+#[test]
+fn a_killed_server_restarts_with_players_where_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Server::start(dir.path());
+    let addr = first.addr();
+    let key = ServerKey::load_or_create(&dir.path().join("server.key"))
+        .unwrap()
+        .0;
+    let (mut ada, me) = play(&key, "ada", addr);
+    let spawn = ada.tiles()[&me];
+
+    // Ada walks to a tile a dozen steps away, and joins a team.
+    let (map, _) = agora_server::sim::load_town(
+        &common::shipped_map(),
+        &common::assets().join("personas"),
+        None,
+    )
+    .unwrap();
+    let target = (0..map.height)
+        .flat_map(|y| (0..map.width).map(move |x| TilePos::new(x, y)))
+        .filter(|&t| map.is_walkable(t) && t.manhattan(spawn) == 12)
+        .min()
+        .expect("a walkable tile 12 steps away");
+    assert_ne!(target, spawn);
+    ada.send(&ClientMessage::MoveTo { tile: target });
+    ada.send(&ClientMessage::JoinTeam {
+        team: "lanterns".into(),
+    });
+    pump_until(&mut ada, "ada arrives", |c| {
+        c.tiles().get(&me) == Some(&target)
+    });
+    // The running server commits as it goes; a second connection sees it (WAL). Then the
+    // server is killed outright: nothing more is saved at exit.
+    let db = dir.path().join("run/world.sqlite");
+    let saved = |tile, team: &str| {
+        Store::open(&db).unwrap().load().unwrap().players
+            == [SavedPlayer {
+                client_id: tokens::client_id("ada"),
+                name: "ada".into(),
+                tile,
+                team: Some(team.into()),
+            }]
+    };
+    pump_until(&mut ada, "ada's tile and team are saved", |_| {
+        saved(target, "lanterns")
+    });
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(ada);
+
+    let mut second = Server::start(dir.path());
+    let resumed = second.line_with("resuming from");
+    assert!(resumed.contains("1 players"), "{resumed}");
+    assert_ne!(clock(&resumed), "day 1 08:00", "the clock did not resume");
+    let addr = second.addr();
+    let (ada, me) = play(&key, "ada", addr);
+    assert_eq!(ada.tiles()[&me], target, "ada is not where she stood");
+    let team = ada.inbox.iter().find_map(|m| match m {
+        ServerMessage::Spawned { id, team, .. } if *id == me => Some(team.clone()),
+        _ => None,
+    });
+    assert_eq!(team, Some(Some("lanterns".to_string())));
+    drop(ada);
+
+    // The first run's log is kept beside the new one.
+    let logs: Vec<String> = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events"))
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+
+    // SIGTERM: the server finishes its tick, saves, and reports.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    second.line_with(" ticks, tick mean ");
+    assert!(second.child.wait().unwrap().success());
+}

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// No token endpoint (tokens only from `agora-server token`).
     #[arg(long)]
     pub no_token_endpoint: bool,
+    /// How far players see, in tiles: agents and players within it come into view (and stay
+    /// until 4 tiles farther).
+    #[arg(long, default_value_t = crate::net::replication::VIEW_RADIUS)]
+    pub view_radius: u16,
 }
 
 #[derive(Debug, Args)]
@@ -442,15 +446,17 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
                     .seconds
                     .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
                 token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
+                view: crate::net::replication::ViewRange::radius(args.view_radius),
             };
             let report = serve::run(&config)?;
             println!(
-                "serve: {} ticks, tick mean {:.0} us p99 {:.0} us, peak {} players, {:.0} B/s per client, {} messages dropped",
+                "serve: {} ticks, tick mean {:.0} us p99 {:.0} us, peak {} players, {:.0} B/s per client, {:.1} in view, {} messages dropped",
                 report.ticks,
                 report.tick_us.mean,
                 report.tick_us.p99,
                 report.peak_players,
                 report.bytes_per_second_per_client,
+                report.entities_in_view,
                 report.dropped_messages
             );
             Ok(ExitCode::SUCCESS)

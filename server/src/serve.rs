@@ -9,6 +9,7 @@
 use crate::agents::hot_reload::WatchPersonas;
 use crate::event_log::{EventLog, JsonlFileSink};
 use crate::net::keys::{KeyOrigin, ServerKey};
+use crate::net::replication::{View, ViewRange};
 use crate::net::server::{Dropped, listen};
 use crate::persist::store::Write;
 use crate::persist::{Persistence, SavedPlayers, Store};
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub duration: Option<Duration>,
     /// Where the token endpoint listens, if anywhere.
     pub token_endpoint: Option<SocketAddr>,
+    /// How far players see.
+    pub view: ViewRange,
 }
 
 /// What a bounded run did.
@@ -59,6 +62,8 @@ pub struct ServeReport {
     pub dropped_messages: u64,
     /// Bytes sent per second per connected client, averaged over clients and samples.
     pub bytes_per_second_per_client: f64,
+    /// Agents and players in a joined player's view, averaged over players and samples.
+    pub entities_in_view: f64,
 }
 
 pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
@@ -123,6 +128,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     app.insert_resource(WatchPersonas::default())
         .insert_resource(SavedPlayers(saved.players))
         .insert_resource(Persistence::start(store))
+        .insert_resource(config.view)
         .add_plugins((crate::net::plugin, crate::persist::plugin));
     let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
     match origin {
@@ -165,6 +171,8 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     let mut tick_times = Vec::new();
     let mut peak_players = 0;
     let (mut bandwidth_sum, mut bandwidth_samples) = (0.0, 0u64);
+    let (mut in_view_sum, mut in_view_samples) = (0.0, 0u64);
+    let mut views = app.world_mut().query::<&View>();
     let mut ticks = 0u64;
     while config.duration.is_none_or(|d| started.elapsed() < d) && !STOP.load(Ordering::Relaxed) {
         let t0 = Instant::now();
@@ -181,6 +189,10 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
                     bandwidth_sum += rate;
                     bandwidth_samples += 1;
                 }
+            }
+            for view in views.iter(app.world()) {
+                in_view_sum += view.len() as f64;
+                in_view_samples += 1;
             }
         }
         next += tick;
@@ -209,6 +221,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         peak_players,
         dropped_messages: dropped,
         bytes_per_second_per_client: bandwidth_sum / bandwidth_samples.max(1) as f64,
+        entities_in_view: in_view_sum / in_view_samples.max(1) as f64,
     })
 }
 

@@ -4,8 +4,8 @@
 //! sent: positions that moved this tick on the unreliable channel (the next update supersedes
 //! a lost one), activity and team changes on the reliable one.
 //!
-//! The view is a square around the player's avatar. It is entered at [`VIEW_RADIUS`] and left
-//! only past [`VIEW_KEEP_RADIUS`], so someone pacing along the edge is not spawned and
+//! The view is a square around the player's avatar ([`ViewRange`]). It is entered at one
+//! radius and left only past a larger one, so someone pacing along the edge is not spawned and
 //! despawned every step.
 
 use super::server::{Joined, Player};
@@ -19,11 +19,36 @@ use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use std::collections::{HashMap, HashSet};
 
-/// Tiles (Chebyshev) around a player within which entities come into view: a little more
-/// than a 1280x720 screen of 32-pixel tiles shows (40x23) in every direction.
+/// Tiles (Chebyshev) around a player within which entities come into view by default: a
+/// little more than a 1280x720 screen of 32-pixel tiles shows (40x23) in every direction.
 pub const VIEW_RADIUS: u16 = 24;
-/// Entities in view stay in view until they are this far away.
-pub const VIEW_KEEP_RADIUS: u16 = VIEW_RADIUS + 4;
+/// Entities in view stay in view until they are this much farther away.
+pub const VIEW_MARGIN: u16 = 4;
+/// By default, entities in view stay until they are this far away.
+pub const VIEW_KEEP_RADIUS: u16 = VIEW_RADIUS + VIEW_MARGIN;
+
+/// How far players see: entities come into view within `enter` tiles and leave past `keep`.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewRange {
+    pub enter: u16,
+    pub keep: u16,
+}
+
+impl ViewRange {
+    /// Entering at `radius`, leaving past `radius` + [`VIEW_MARGIN`].
+    pub fn radius(radius: u16) -> Self {
+        Self {
+            enter: radius,
+            keep: radius.saturating_add(VIEW_MARGIN),
+        }
+    }
+}
+
+impl Default for ViewRange {
+    fn default() -> Self {
+        Self::radius(VIEW_RADIUS)
+    }
+}
 /// Every this many ticks each joined player gets a `Positions` message even if nothing in
 /// view moved: it carries the clock.
 pub const CLOCK_EVERY_TICKS: u64 = 20;
@@ -80,6 +105,7 @@ enum ReplicationSystems {
 
 pub fn plugin(app: &mut App) {
     app.init_resource::<NetIds>()
+        .init_resource::<ViewRange>()
         .configure_sets(
             Update,
             (ReplicationSystems::Views, ReplicationSystems::Changes)
@@ -130,6 +156,7 @@ fn within(a: TilePos, b: TilePos, radius: u16) -> bool {
 
 fn update_views(
     mut server: ResMut<RenetServer>,
+    range: Res<ViewRange>,
     visible: Visible,
     mut viewers: Query<(&Player, &Position, &mut View), With<Joined>>,
 ) {
@@ -137,7 +164,7 @@ fn update_views(
         let mut seen: HashSet<Entity> = HashSet::with_capacity(view.0.len());
         for (entity, net, name, position, activity, player, team) in &visible {
             let keep = view.0.contains_key(&entity);
-            let radius = if keep { VIEW_KEEP_RADIUS } else { VIEW_RADIUS };
+            let radius = if keep { range.keep } else { range.enter };
             if !within(at.0, position.0, radius) {
                 continue;
             }

@@ -150,7 +150,10 @@ mod tests {
         let red = Some("red".to_string());
         assert_eq!(
             restored,
-            [("ada".into(), floor, red.clone()), ("bob".into(), spawn, red)]
+            [
+                ("ada".into(), floor, red.clone()),
+                ("bob".into(), spawn, red)
+            ]
         );
         assert_eq!(app.world().resource::<Avatars>().0.len(), 2);
         assert!(!app.world().contains_resource::<SavedPlayers>());

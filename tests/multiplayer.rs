@@ -76,22 +76,7 @@ fn agents(app: &mut App) -> Vec<(NetId, TilePos)> {
 
 /// The agents a client has in view.
 fn agents_in(client: &Client) -> Vec<NetId> {
-    let in_view = client.tiles();
-    let mut ids: Vec<NetId> = client
-        .inbox
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::Spawned {
-                id,
-                kind: EntityKind::Agent,
-                ..
-            } if in_view.contains_key(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    client.in_view(EntityKind::Agent).into_keys().collect()
 }
 
 /// Runs the server and the clients until `done` holds, or fails after 20 s.

@@ -49,19 +49,10 @@ impl Bot {
     /// Tiles of the agents in view, as this bot last saw them (walkable: someone stands
     /// there).
     fn agent_tiles(&self) -> Vec<TilePos> {
-        let tiles = self.client.tiles();
         let mut agents: Vec<TilePos> = self
             .client
-            .inbox
-            .iter()
-            .filter_map(|m| match m {
-                ServerMessage::Spawned {
-                    id,
-                    kind: EntityKind::Agent,
-                    ..
-                } => tiles.get(id).copied(),
-                _ => None,
-            })
+            .in_view(EntityKind::Agent)
+            .into_values()
             .collect();
         agents.sort();
         agents.dedup();

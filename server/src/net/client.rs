@@ -3,7 +3,9 @@
 
 use super::server::{connection_config, unix_now};
 use agora_shared::TilePos;
-use agora_shared::protocol::{Channel, ClientMessage, NetId, ServerMessage, decode, encode};
+use agora_shared::protocol::{
+    Channel, ClientMessage, EntityKind, NetId, ServerMessage, decode, encode,
+};
 use bevy_renet::netcode::{ClientAuthentication, ConnectToken, NetcodeClientTransport};
 use bevy_renet::renet::RenetClient;
 use std::collections::HashMap;
@@ -103,5 +105,20 @@ impl Client {
             }
         }
         seen
+    }
+
+    /// The entities of one kind in view, and their tiles.
+    pub fn in_view(&self, kind: EntityKind) -> HashMap<NetId, TilePos> {
+        let mut tiles = self.tiles();
+        let of_kind: std::collections::HashSet<NetId> = self
+            .inbox
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Spawned { id, kind: k, .. } if *k == kind => Some(*id),
+                _ => None,
+            })
+            .collect();
+        tiles.retain(|id, _| of_kind.contains(id));
+        tiles
     }
 }

@@ -15,9 +15,9 @@ use crate::agents::brain::Activity;
 use crate::world::{GameClock, Position};
 use agora_shared::TilePos;
 use agora_shared::protocol::{Channel, EntityKind, NetId, ServerMessage, encode};
+use bevy::ecs::entity::{EntityHashMap, EntityHashSet};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
-use std::collections::{HashMap, HashSet};
 
 /// Tiles (Chebyshev) around a player within which entities come into view by default: a
 /// little more than a 1280x720 screen of 32-pixel tiles shows (40x23) in every direction.
@@ -78,7 +78,7 @@ pub struct Team(pub Option<String>);
 
 /// What a joined player's client has been told exists: entity and wire id.
 #[derive(Component, Default, Debug)]
-pub struct View(HashMap<Entity, NetId>);
+pub struct View(EntityHashMap<NetId>);
 
 impl View {
     pub fn sees(&self, entity: Entity) -> bool {
@@ -161,7 +161,7 @@ fn update_views(
     mut viewers: Query<(&Player, &Position, &mut View), With<Joined>>,
 ) {
     for (viewer, at, mut view) in &mut viewers {
-        let mut seen: HashSet<Entity> = HashSet::with_capacity(view.0.len());
+        let mut seen = EntityHashSet::with_capacity(view.0.len());
         for (entity, net, name, position, activity, player, team) in &visible {
             let keep = view.0.contains_key(&entity);
             let radius = if keep { range.keep } else { range.enter };

@@ -14,8 +14,9 @@ use bevy::prelude::*;
 #[derive(Resource, Default, Debug)]
 pub struct SavedPlayers(pub Vec<SavedPlayer>);
 
-/// The clock is saved every this many ticks (and at shutdown).
-pub const CLOCK_SAVE_TICKS: u64 = 20;
+/// Changes are handed to the writer every this many ticks (half a second at 20 Hz): a walking
+/// player moves every tick, and a killed server loses at most this much.
+pub const SAVE_EVERY_TICKS: u64 = 10;
 
 pub fn plugin(app: &mut App) {
     app.add_systems(
@@ -26,8 +27,19 @@ pub fn plugin(app: &mut App) {
         Update,
         (save_players, save_clock)
             .in_set(TickSystems::Record)
-            .run_if(resource_exists::<Persistence>),
+            .run_if(resource_exists::<Persistence>)
+            .run_if(every_ticks(SAVE_EVERY_TICKS)),
     );
+}
+
+/// True on the first tick and every `n` ticks after. Change detection spans the ticks in
+/// between: a system run this way sees every change since its last run.
+fn every_ticks(n: u64) -> impl FnMut(Local<u64>) -> bool {
+    move |mut ticks: Local<u64>| {
+        let due = ticks.is_multiple_of(n);
+        *ticks += 1;
+        due
+    }
 }
 
 fn restore_players(
@@ -89,11 +101,8 @@ fn save_players(
     }
 }
 
-fn save_clock(persistence: Res<Persistence>, clock: Res<GameClock>, mut ticks: Local<u64>) {
-    if ticks.is_multiple_of(CLOCK_SAVE_TICKS) {
-        persistence.save(Write::Clock(clock.now));
-    }
-    *ticks += 1;
+fn save_clock(persistence: Res<Persistence>, clock: Res<GameClock>) {
+    persistence.save(Write::Clock(clock.now));
 }
 
 #[cfg(test)]

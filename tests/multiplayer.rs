@@ -235,7 +235,17 @@ fn two_players_meet_talk_and_reconnect() {
     assert!(ada.inbox.iter().any(
         |m| matches!(m, ServerMessage::Refused { reason } if reason.contains("no such thing"))
     ));
-    app.update();
+    // Repeats, in later ticks, change nothing, so nothing is sent for them.
+    ada.send(&ClientMessage::Interact {
+        object: object.clone(),
+    });
+    ada.send(&ClientMessage::JoinTeam { team: "red".into() });
+    let later = Instant::now() + Duration::from_millis(300);
+    run_until(&mut app, &mut [&mut ada, &mut bob], "a moment", |_, _| {
+        Instant::now() > later
+    });
+    let about_ada = |m: &&ServerMessage| matches!(m, ServerMessage::Activity { id, .. } | ServerMessage::Team { id, .. } if *id == ada_id);
+    assert_eq!(bob.inbox.iter().filter(about_ada).count(), 2);
     assert!(sink.snapshot().iter().any(|r| matches!(
         &r.event,
         Event::Activity { agent, location, .. } if agent == "player:ada" && *location == address
@@ -322,6 +332,18 @@ fn the_view_follows_the_player() {
         "ada arrives and sees around her",
         |_, c| c[0].tiles().get(&ada_id) == Some(&far) && view_is_right(c[0]),
     );
+    // Within a second a keyframe repeats every tile in her view, standing or not.
+    let in_view = ada.tiles();
+    let keyframes_before = ada.inbox.len();
+    run_until(&mut app, &mut [&mut ada, &mut bob], "a keyframe", |_, c| {
+        c[0].inbox[keyframes_before..].iter().any(|m| match m {
+            ServerMessage::Positions { moved, .. } => {
+                moved.len() == in_view.len()
+                    && moved.iter().all(|(id, t)| in_view.get(id) == Some(t))
+            }
+            _ => false,
+        })
+    });
     let after: BTreeSet<NetId> = agents_in(&ada).into_iter().collect();
     assert!(before.difference(&after).count() > 0, "nobody left view");
     assert!(

@@ -11,7 +11,6 @@ use crate::event_log::{EventLog, JsonlFileSink};
 use crate::net::keys::{KeyOrigin, ServerKey};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::{Dropped, listen};
-use crate::persist::store::Write;
 use crate::persist::{Persistence, SavedPlayers, Store};
 use crate::sim::TickStats;
 use crate::world::GameClock;
@@ -81,6 +80,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     let agents = roster.agents;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
+    let _lock = lock_database(&config.db)?;
     let store = Store::open(&config.db).map_err(|e| e.to_string())?;
     let saved = store.load().map_err(|e| e.to_string())?;
     let start = config
@@ -206,9 +206,9 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     }
     let dropped = app.world().resource::<Dropped>().messages;
     let clock = app.world().resource::<GameClock>().clone();
-    let persistence = app.world().resource::<Persistence>();
-    persistence.save(Write::Clock(clock.now));
-    persistence
+    crate::persist::players::save_all(app.world_mut());
+    app.world()
+        .resource::<Persistence>()
         .flush()
         .map_err(|e| format!("cannot save to {}: {e}", config.db.display()))?;
     let mut log = app.world_mut().resource_mut::<EventLog>();
@@ -236,18 +236,45 @@ fn stop_on_signal() {
     });
 }
 
-/// Renames an earlier run's log to `events-<unix seconds>.jsonl`, so a restart keeps it.
+/// Renames an earlier run's log to `events-<unix ms>.jsonl`, so a restart keeps it.
 fn keep_earlier_log(events: &Path) -> Result<(), String> {
     if !events.exists() {
         return Ok(());
     }
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis())
         .unwrap_or_default();
-    let kept = events.with_file_name(format!("events-{stamp}.jsonl"));
+    let kept = (0u32..)
+        .map(|n| match n {
+            0 => events.with_file_name(format!("events-{stamp}.jsonl")),
+            n => events.with_file_name(format!("events-{stamp}-{n}.jsonl")),
+        })
+        .find(|candidate| !candidate.exists())
+        .expect("some name is free");
     std::fs::rename(events, &kept)
         .map_err(|e| format!("cannot keep the earlier log {}: {e}", events.display()))?;
     println!("serve: the earlier run's log is now {}", kept.display());
     Ok(())
+}
+
+/// One server per database (and so per output folder): a second would interleave its writes
+/// and rename the first one's live log. The lock goes with the returned file.
+fn lock_database(db: &Path) -> Result<std::fs::File, String> {
+    let path = db.with_extension("lock");
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let file = std::fs::File::create(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => format!(
+            "another agora-server is using {} (its lock {} is held)",
+            db.display(),
+            path.display()
+        ),
+        std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
+    })?;
+    Ok(file)
 }

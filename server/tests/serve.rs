@@ -118,10 +118,6 @@ fn play(key: &ServerKey, name: &str, server: SocketAddr) -> (Client, NetId) {
     (client, me)
 }
 
-fn clock(line: &str) -> String {
-    line.rsplit("game time ").next().unwrap().to_string()
-}
-
 #[test]
 fn a_killed_server_restarts_with_players_where_they_were() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,20 +167,24 @@ fn a_killed_server_restarts_with_players_where_they_were() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     drop(ada);
+    let saved_clock = Store::open(&db).unwrap().load().unwrap().clock.unwrap();
+    assert!(saved_clock > "08:00".parse().unwrap(), "{saved_clock}");
 
     let mut second = Server::start(dir.path());
     let resumed = second.line_with("resuming from");
     assert!(resumed.contains("1 players"), "{resumed}");
-    assert_ne!(clock(&resumed), "day 1 08:00", "the clock did not resume");
+    assert!(
+        resumed.ends_with(&format!("game time {saved_clock}")),
+        "the clock did not resume: {resumed}"
+    );
     let addr = second.addr();
-    let (ada, me) = play(&key, "ada", addr);
+    let (mut ada, me) = play(&key, "ada", addr);
     assert_eq!(ada.tiles()[&me], target, "ada is not where she stood");
     let team = ada.inbox.iter().find_map(|m| match m {
         ServerMessage::Spawned { id, team, .. } if *id == me => Some(team.clone()),
         _ => None,
     });
     assert_eq!(team, Some(Some("lanterns".to_string())));
-    drop(ada);
 
     // The first run's log is kept beside the new one.
     let logs: Vec<String> = std::fs::read_dir(dir.path().join("run"))
@@ -194,7 +194,28 @@ fn a_killed_server_restarts_with_players_where_they_were() {
         .collect();
     assert_eq!(logs.len(), 2, "{logs:?}");
 
-    // SIGTERM: the server finishes its tick, saves, and reports.
+    // A second server on the same database is turned away.
+    let third = Command::new(env!("CARGO_BIN_EXE_agora-server"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-token-endpoint"])
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .arg("--key")
+        .arg(dir.path().join("server.key"))
+        .env("AGORA_ASSETS", common::assets())
+        .output()
+        .unwrap();
+    assert!(!third.status.success());
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(err.contains("another agora-server is using"), "{err}");
+
+    // Ada takes one step back and leaves on a team of her own; the server gets SIGTERM at
+    // once: it finishes its tick, saves what changed since its last periodic save, and
+    // reports.
+    ada.send(&ClientMessage::MoveTo { tile: spawn });
+    ada.send(&ClientMessage::LeaveTeam);
+    pump_until(&mut ada, "ada walks back", |c| {
+        c.tiles().get(&me) == Some(&spawn)
+    });
     let status = Command::new("kill")
         .args(["-TERM", &second.child.id().to_string()])
         .status()
@@ -202,4 +223,7 @@ fn a_killed_server_restarts_with_players_where_they_were() {
     assert!(status.success());
     second.line_with(" ticks, tick mean ");
     assert!(second.child.wait().unwrap().success());
+    let saved = Store::open(&db).unwrap().load().unwrap();
+    assert_eq!(saved.players[0].tile, spawn);
+    assert_eq!(saved.players[0].team, None);
 }

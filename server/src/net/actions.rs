@@ -81,21 +81,28 @@ fn handle_messages(
         &Position,
         &Net,
         Option<&Activity>,
+        Option<&Team>,
         Has<Joined>,
         &mut Budget,
     )>,
     listeners: Query<&ActorId, With<Agent>>,
-    joined: Query<(Entity, &Player), With<Joined>>,
+    joined: Query<(&Player, &View), With<Joined>>,
 ) {
     for client_id in server.clients_id() {
         let Some(&entity) = avatars.0.get(&client_id) else {
             continue;
         };
-        let Ok((actor, position, net, activity, mut is_joined, mut budget)) =
+        let Ok((actor, position, net, activity, team, mut is_joined, mut budget)) =
             players.get_mut(entity)
         else {
             continue;
         };
+        // What this tick's earlier messages made of the player (their inserts apply later):
+        // the object in use, and the team. Repeating either changes nothing and sends nothing.
+        let mut using: Option<String> = activity
+            .filter(|a| !a.description.is_empty())
+            .map(|a| a.location.clone());
+        let mut in_team: Option<String> = team.and_then(|t| t.0.clone());
         if server.bytes_received_per_sec(client_id) > MAX_CLIENT_BYTES_PER_SECOND {
             warn!("{}: sending too much; disconnecting", actor.0);
             server.disconnect(client_id);
@@ -164,7 +171,7 @@ fn handle_messages(
                             location: map.address_at(tile),
                         });
                         // Walking away ends whatever the player was using.
-                        if activity.is_some_and(|a| !a.description.is_empty()) {
+                        if using.take().is_some() {
                             commands.entity(entity).insert(Activity {
                                 description: String::new(),
                                 emoji: String::new(),
@@ -188,7 +195,7 @@ fn handle_messages(
                             &occupancy,
                             &listeners,
                             &joined,
-                            (actor, net, position),
+                            (entity, actor, net, position),
                             text,
                         );
                     }
@@ -202,7 +209,10 @@ fn handle_messages(
                 (ClientMessage::JoinTeam { team }, true) => match clean_text(&team, MAX_NAME_CHARS)
                 {
                     Some(team) => {
-                        commands.entity(entity).insert(Team(Some(team)));
+                        if in_team.as_ref() != Some(&team) {
+                            commands.entity(entity).insert(Team(Some(team.clone())));
+                            in_team = Some(team);
+                        }
                     }
                     None => {
                         strikes += 1;
@@ -212,7 +222,9 @@ fn handle_messages(
                     }
                 },
                 (ClientMessage::LeaveTeam, true) => {
-                    commands.entity(entity).insert(Team(None));
+                    if in_team.take().is_some() {
+                        commands.entity(entity).insert(Team(None));
+                    }
                 }
                 (ClientMessage::Interact { object }, true) => {
                     let found = map
@@ -222,12 +234,16 @@ fn handle_messages(
                         // Using an object is the player's activity until it walks away: others
                         // in view see it, and the event log records it with the object's address.
                         Some(found) => {
-                            commands.entity(entity).insert(Activity {
-                                description: format!("using the {object}"),
-                                emoji: INTERACT_EMOJI.into(),
-                                location: map.object_address(found),
-                                until: clock.now,
-                            });
+                            let address = map.object_address(found);
+                            if using.as_ref() != Some(&address) {
+                                commands.entity(entity).insert(Activity {
+                                    description: format!("using the {object}"),
+                                    emoji: INTERACT_EMOJI.into(),
+                                    location: address.clone(),
+                                    until: clock.now,
+                                });
+                                using = Some(address);
+                            }
                         }
                         None => {
                             strikes += 1;
@@ -261,15 +277,16 @@ fn clean_text(text: &str, max: usize) -> Option<String> {
     (1..=max).contains(&count).then_some(cleaned)
 }
 
-/// Speech: to every joined player in earshot, and into the log as heard by each agent there.
+/// Speech: to every joined player in earshot who has the speaker in view (so no client hears
+/// from an id it was never shown), and into the log as heard by each agent there.
 fn say(
     server: &mut RenetServer,
     log: &mut EventLog,
     clock: &GameClock,
     occupancy: &Occupancy,
     listeners: &Query<&ActorId, With<Agent>>,
-    joined: &Query<(Entity, &Player), With<Joined>>,
-    (speaker, net, position): (&ActorId, &Net, &Position),
+    joined: &Query<(&Player, &View), With<Joined>>,
+    (speaker_entity, speaker, net, position): (Entity, &ActorId, &Net, &Position),
     text: String,
 ) {
     log.record(
@@ -292,7 +309,9 @@ fn say(
                 },
             );
         }
-        if let Ok((_, player)) = joined.get(entity) {
+        if let Ok((player, view)) = joined.get(entity)
+            && view.sees(speaker_entity)
+        {
             heard_by.push(player.client_id);
         }
     }
@@ -313,10 +332,13 @@ mod tests {
         let burst = (0..100).take_while(|_| budget.allow()).count();
         assert_eq!(burst, MESSAGES_PER_SECOND as usize);
         assert!(!budget.allow());
-        // One message's worth of time later, one more.
-        std::thread::sleep(Duration::from_secs_f64(1.5 / MESSAGES_PER_SECOND as f64));
-        assert!(budget.allow());
-        assert!(!budget.allow());
+        // Messages flow again as time passes (at most a second's worth).
+        std::thread::sleep(Duration::from_secs_f64(2.0 / MESSAGES_PER_SECOND as f64));
+        let refilled = (0..100).take_while(|_| budget.allow()).count();
+        assert!(
+            (1..=MESSAGES_PER_SECOND as usize).contains(&refilled),
+            "{refilled}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! An entity is described in full once, when it comes into view ([`ServerMessage::Spawned`]),
 //! and forgotten when it leaves ([`ServerMessage::Despawned`]); in between only changes are
 //! sent: positions that moved this tick on the unreliable channel (the next update supersedes
-//! a lost one), activity and team changes on the reliable one.
+//! a lost one, and a keyframe every second repeats them all), activity and team changes on the
+//! reliable one.
 //!
 //! The view is a square around the player's avatar ([`ViewRange`]). It is entered at one
 //! radius and left only past a larger one, so someone pacing along the edge is not spawned and
@@ -49,9 +50,10 @@ impl Default for ViewRange {
         Self::radius(VIEW_RADIUS)
     }
 }
-/// Every this many ticks each joined player gets a `Positions` message even if nothing in
-/// view moved: it carries the clock.
-pub const CLOCK_EVERY_TICKS: u64 = 20;
+/// Every this many ticks each joined player gets the tiles of everything in its view, moved or
+/// not (a keyframe), and the clock: positions travel unreliably, so a lost last step, or one
+/// that overtook its `Spawned`, is put right within a second.
+pub const KEYFRAME_EVERY_TICKS: u64 = 20;
 /// Entries per `Positions` message: at most ~10 bytes each, well under the decode bound.
 const POSITIONS_PER_MESSAGE: usize = 1024;
 
@@ -220,29 +222,32 @@ fn to_viewers(
 fn send_positions(
     mut server: ResMut<RenetServer>,
     clock: Res<GameClock>,
-    moved: Query<(Entity, &Position), (Changed<Position>, Or<(With<Agent>, With<Joined>)>)>,
+    moved: Query<Entity, (Changed<Position>, Or<(With<Agent>, With<Joined>)>)>,
+    positions: Query<&Position>,
     viewers: Query<(&Player, &View), With<Joined>>,
     mut ticks: Local<u64>,
 ) {
     *ticks += 1;
-    let heartbeat = ticks.is_multiple_of(CLOCK_EVERY_TICKS);
-    let moved: Vec<(Entity, TilePos)> = moved.iter().map(|(e, p)| (e, p.0)).collect();
-    if moved.is_empty() && !heartbeat {
+    let keyframe = ticks.is_multiple_of(KEYFRAME_EVERY_TICKS);
+    let moved: EntityHashSet = moved.iter().collect();
+    if moved.is_empty() && !keyframe {
         return;
     }
     for (player, view) in &viewers {
-        let seen: Vec<(NetId, TilePos)> = moved
+        let tiles: Vec<(NetId, TilePos)> = view
+            .0
             .iter()
-            .filter_map(|(entity, tile)| view.0.get(entity).map(|id| (*id, *tile)))
+            .filter(|(entity, _)| keyframe || moved.contains(*entity))
+            .filter_map(|(entity, id)| positions.get(*entity).ok().map(|p| (*id, p.0)))
             .collect();
-        if seen.is_empty() && !heartbeat {
+        if tiles.is_empty() && !keyframe {
             continue;
         }
-        // An empty list still carries the clock.
-        let batches: Vec<&[(NetId, TilePos)]> = if seen.is_empty() {
+        // An empty keyframe still carries the clock.
+        let batches: Vec<&[(NetId, TilePos)]> = if tiles.is_empty() {
             vec![&[]]
         } else {
-            seen.chunks(POSITIONS_PER_MESSAGE).collect()
+            tiles.chunks(POSITIONS_PER_MESSAGE).collect()
         };
         for batch in batches {
             let message = ServerMessage::Positions {

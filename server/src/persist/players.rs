@@ -87,22 +87,43 @@ fn restore_players(
     commands.remove_resource::<SavedPlayers>();
 }
 
+fn row(player: &Player, position: &Position, team: &Team) -> Write {
+    Write::Player(SavedPlayer {
+        client_id: player.client_id,
+        name: player.name.clone(),
+        tile: position.0,
+        team: team.0.clone(),
+    })
+}
+
 fn save_players(
     persistence: Res<Persistence>,
     changed: Query<(&Player, &Position, &Team), Or<(Changed<Position>, Changed<Team>)>>,
 ) {
     for (player, position, team) in &changed {
-        persistence.save(Write::Player(SavedPlayer {
-            client_id: player.client_id,
-            name: player.name.clone(),
-            tile: position.0,
-            team: team.0.clone(),
-        }));
+        persistence.save(row(player, position, team));
     }
 }
 
 fn save_clock(persistence: Res<Persistence>, clock: Res<GameClock>) {
     persistence.save(Write::Clock(clock.now));
+}
+
+/// Hands every player and the clock to the writer, changed or not: at shutdown, when the
+/// periodic save may not have run since the last change. Follow with [`Persistence::flush`].
+pub fn save_all(world: &mut World) {
+    let mut players = world.query::<(&Player, &Position, &Team)>();
+    let rows: Vec<Write> = players
+        .iter(world)
+        .map(|(player, position, team)| row(player, position, team))
+        .collect();
+    let clock = world.get_resource::<GameClock>().map(|c| c.now);
+    if let Some(persistence) = world.get_resource::<Persistence>() {
+        rows.into_iter().for_each(|r| persistence.save(r));
+        if let Some(now) = clock {
+            persistence.save(Write::Clock(now));
+        }
+    }
 }
 
 #[cfg(test)]

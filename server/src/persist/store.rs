@@ -58,6 +58,8 @@ pub enum StoreError {
          run a newer agora-server, or point --db at another file"
     )]
     TooNew { path: PathBuf, found: u32 },
+    #[error("database {path}: {what}")]
+    Invalid { path: PathBuf, what: String },
 }
 
 /// One connection to the database.
@@ -150,17 +152,28 @@ impl Store {
 
     /// What a restarted server resumes from.
     pub fn load(&self) -> Result<Saved, StoreError> {
-        self.load_inner().map_err(|e| self.fail(e))
+        let (clock, players) = self.load_inner().map_err(|e| self.fail(e))?;
+        let clock = clock
+            .map(|ms| {
+                u64::try_from(ms)
+                    .map(GameTime)
+                    .map_err(|_| StoreError::Invalid {
+                        path: self.path.clone(),
+                        what: format!("the saved clock is negative ({ms} ms)"),
+                    })
+            })
+            .transpose()?;
+        Ok(Saved { clock, players })
     }
 
-    fn load_inner(&self) -> rusqlite::Result<Saved> {
+    /// The raw clock and the players (whose columns rusqlite range-checks).
+    fn load_inner(&self) -> rusqlite::Result<(Option<i64>, Vec<SavedPlayer>)> {
         let clock = self
             .connection
             .query_row("SELECT value FROM world WHERE key = 'clock'", [], |row| {
                 row.get::<_, i64>(0)
             })
-            .optional()?
-            .map(|ms| GameTime(ms as u64));
+            .optional()?;
         let mut statement = self
             .connection
             .prepare("SELECT client_id, name, x, y, team FROM players ORDER BY name")?;
@@ -174,7 +187,7 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(Saved { clock, players })
+        Ok((clock, players))
     }
 
     /// Writes a batch in one transaction: all of it lands, or none.
@@ -290,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_schema_and_a_file_that_is_not_a_database_are_clear_errors() {
+    fn newer_schemas_edited_values_and_files_that_are_not_databases_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let newer = dir.path().join("newer.sqlite");
         Connection::open(&newer)
@@ -299,6 +312,25 @@ mod tests {
             .unwrap();
         let e = Store::open(&newer).unwrap_err().to_string();
         assert!(e.contains("newer than this server's"), "{e}");
+
+        // Values no server writes: a negative clock, a tile off any map.
+        let edited = dir.path().join("edited.sqlite");
+        let store = Store::open(&edited).unwrap();
+        store
+            .connection
+            .execute("INSERT INTO world (key, value) VALUES ('clock', -5)", [])
+            .unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(e.contains("edited.sqlite") && e.contains("negative"), "{e}");
+        store
+            .connection
+            .execute_batch(
+                "UPDATE world SET value = 5;
+                 INSERT INTO players VALUES (1, 'ada', 70000, 3, NULL);",
+            )
+            .unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(e.contains("edited.sqlite"), "{e}");
 
         let junk = dir.path().join("junk.sqlite");
         std::fs::write(&junk, vec![0x42; 4096]).unwrap();

@@ -9,7 +9,7 @@ use bevy::log::error;
 use bevy::prelude::Resource;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
@@ -32,6 +32,7 @@ pub struct Persistence {
 struct Counts {
     commits: AtomicU64,
     failures: AtomicU64,
+    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for Persistence {
@@ -66,9 +67,16 @@ impl Persistence {
 
     /// Queues a change; never blocks.
     pub fn save(&self, write: Write) {
-        if let Some(sender) = &self.sender {
-            // The thread only ends when this handle drops, so sending cannot fail here.
-            let _ = sender.send(Message::Write(write));
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.send(Message::Write(write)).is_ok());
+        // The thread ends only when this handle drops, or if it panicked: say so, once.
+        if !sent && !self.counts.stopped.swap(true, Ordering::Relaxed) {
+            error!(
+                "the database writer for {} has stopped: changes are no longer saved",
+                self.path.display()
+            );
         }
     }
 

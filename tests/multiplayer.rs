@@ -9,7 +9,7 @@ use agora_server::net::bot::{self, BotReport, Tokens};
 use agora_server::net::client::Client;
 use agora_server::net::keys::ServerKey;
 use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
-use agora_server::net::server::{listen, unix_now};
+use agora_server::net::server::{Away, AwayPlayers, SpawnTile, listen, unix_now};
 use agora_server::net::tokens;
 use agora_server::world::GameClock;
 use agora_server::world::{Position, TownMap};
@@ -365,6 +365,51 @@ fn the_view_follows_the_player() {
         "they meet again",
         |_, c| c[1].tiles().get(&ada_id) == Some(&spawn) && c[0].tiles().contains_key(&bob_id),
     );
+}
+
+#[test]
+fn a_returning_player_whose_tile_is_gone_starts_at_the_spawn() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let tile = |walkable: bool| {
+        let map = app.world().resource::<TownMap>();
+        (0..map.height)
+            .flat_map(|y| (0..map.width).map(move |x| TilePos::new(x, y)))
+            .find(|&t| map.is_walkable(t) == walkable)
+            .unwrap()
+    };
+    let (wall, floor) = (tile(false), tile(true));
+    // As a database would remember them (e.g. before the map was edited).
+    let mut away = app.world_mut().resource_mut::<AwayPlayers>();
+    for (name, tile) in [("ada", wall), ("bob", floor)] {
+        away.0.insert(
+            tokens::client_id(name),
+            Away {
+                name: name.into(),
+                tile,
+                team: Some("red".into()),
+                strikes: 0,
+                net: None,
+            },
+        );
+    }
+    let mut ada = join(&key, "ada", addr);
+    let mut bob = join(&key, "bob", addr);
+    let ids = join_all(&mut app, &mut [&mut ada, &mut bob]);
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "each sees itself",
+        |_, c| c[0].tiles().contains_key(&ids[0]) && c[1].tiles().contains_key(&ids[1]),
+    );
+    let spawn = app.world().resource::<SpawnTile>().0;
+    assert_eq!(ada.tiles()[&ids[0]], spawn);
+    assert_eq!(bob.tiles()[&ids[1]], floor);
+    let bob_team = bob.inbox.iter().find_map(|m| match m {
+        ServerMessage::Spawned { id, team, .. } if *id == ids[1] => Some(team.clone()),
+        _ => None,
+    });
+    assert_eq!(bob_team, Some(Some("red".into())));
 }
 
 #[test]

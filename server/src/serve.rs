@@ -11,7 +11,7 @@ use crate::event_log::{EventLog, JsonlFileSink};
 use crate::net::keys::{KeyOrigin, ServerKey};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::{Dropped, listen};
-use crate::persist::{Persistence, SavedPlayers, Store};
+use crate::persist::{Persistence, Store, away_players};
 use crate::sim::TickStats;
 use crate::world::GameClock;
 use crate::{WorldSetup, headless_app};
@@ -126,7 +126,7 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         log,
     });
     app.insert_resource(WatchPersonas::default())
-        .insert_resource(SavedPlayers(saved.players))
+        .insert_resource(away_players(saved.players))
         .insert_resource(Persistence::start(store))
         .insert_resource(config.view)
         .add_plugins((crate::net::plugin, crate::persist::plugin));

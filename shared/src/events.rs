@@ -76,7 +76,7 @@ pub enum Event {
         name: String,
         tile: TilePos,
     },
-    /// A player's connection ended; the avatar stays for a reconnect.
+    /// A player's connection ended; its avatar leaves the world until the player returns.
     PlayerLeft { player: String },
     /// Someone said something aloud (the words as said, length-capped).
     Said {

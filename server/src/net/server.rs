@@ -1,13 +1,14 @@
 //! The renet server: the UDP socket, netcode in secure mode, and what happens when a client
-//! connects or leaves. A player's avatar outlives its connection, so reconnecting with the same
-//! identity (the client id in the token) resumes it.
+//! connects or leaves. Only connected players' avatars are in the world; a player who leaves
+//! is remembered ([`AwayPlayers`]: tile, team, record), so reconnecting with the same identity
+//! (the client id in the token) brings the avatar back where it stood.
 
 use super::actions::Budget;
 use super::keys::ServerKey;
-use super::replication::{Net, NetIds, Team, View};
+use super::replication::{Net, NetIds, Team};
 use super::tokens;
 use crate::event_log::EventLog;
-use crate::world::{ActorId, Destination, GameClock, Position, TownMap, Walking};
+use crate::world::{ActorId, GameClock, Position, TownMap};
 use agora_shared::TilePos;
 use agora_shared::events::Event;
 use agora_shared::protocol::{Channel, MAX_MESSAGE_BYTES, NETCODE_PROTOCOL_ID};
@@ -31,15 +32,28 @@ pub struct Player {
     pub name: String,
 }
 
-/// The avatar's player is connected now.
-#[derive(Component, Debug)]
-pub struct Online;
+/// A player who is not connected: where its avatar stood, its team, its record of refused
+/// messages. Its avatar is out of the world until it comes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Away {
+    pub name: String,
+    pub tile: TilePos,
+    pub team: Option<String>,
+    pub strikes: u32,
+    /// Its wire id, if it was in the world during this run: it keeps it.
+    pub net: Option<Net>,
+}
+
+/// Players not connected now, by client id: those who left during this run, and those a
+/// database remembered at startup.
+#[derive(Resource, Default, Debug)]
+pub struct AwayPlayers(pub HashMap<ClientId, Away>);
 
 /// The player said hello in the right protocol version and receives the world.
 #[derive(Component, Debug)]
 pub struct Joined;
 
-/// Avatars by client id, online or not.
+/// Connected players' avatars by client id.
 #[derive(Resource, Default, Debug)]
 pub struct Avatars(pub HashMap<ClientId, Entity>);
 
@@ -123,12 +137,13 @@ fn spawn_tile(map: &TownMap) -> TilePos {
 pub fn plugin(app: &mut App) {
     app.add_plugins((RenetServerPlugin, NetcodeServerPlugin))
         .init_resource::<Avatars>()
+        .init_resource::<AwayPlayers>()
         .init_resource::<Dropped>()
         .add_observer(on_server_event);
 }
 
-/// A player's avatar, offline until its player connects.
-pub fn avatar(client_id: ClientId, name: &str, tile: TilePos, team: Team, net: Net) -> impl Bundle {
+/// A connected player's avatar.
+fn avatar(client_id: ClientId, name: &str, tile: TilePos, team: Team, net: Net) -> impl Bundle {
     (
         Player {
             client_id,
@@ -148,11 +163,13 @@ fn on_server_event(
     transport: Res<NetcodeServerTransport>,
     mut server: ResMut<RenetServer>,
     mut avatars: ResMut<Avatars>,
+    mut away: ResMut<AwayPlayers>,
     mut ids: ResMut<NetIds>,
+    map: Res<TownMap>,
     spawn: Res<SpawnTile>,
     clock: Res<GameClock>,
     mut log: ResMut<EventLog>,
-    players: Query<(&ActorId, &Position)>,
+    players: Query<(&Player, &ActorId, &Position, &Team, &Budget, &Net)>,
 ) {
     match **event {
         ServerEvent::ClientConnected { client_id } => {
@@ -166,21 +183,35 @@ fn on_server_event(
                 server.disconnect(client_id);
                 return;
             };
-            let (entity, tile) = match avatars.0.get(&client_id) {
-                Some(&entity) => (entity, players.get(entity).map_or(spawn.0, |(_, p)| p.0)),
-                None => {
-                    let entity = commands
-                        .spawn(avatar(client_id, &name, spawn.0, Team(None), ids.issue()))
-                        .id();
-                    avatars.0.insert(client_id, entity);
-                    (entity, spawn.0)
+            if avatars.0.contains_key(&client_id) {
+                // netcode lets one connection per client id in; never two avatars for one.
+                return;
+            }
+            let returning = away.0.remove(&client_id);
+            // The map may have changed since: a tile no longer walkable means the spawn.
+            let tile = match &returning {
+                Some(a) if map.is_walkable(a.tile) => a.tile,
+                Some(a) => {
+                    warn!(
+                        "{name} stood on {}, which is not walkable on this map; back to the spawn",
+                        a.tile
+                    );
+                    spawn.0
                 }
+                None => spawn.0,
             };
             // Strikes survive a reconnect: reconnecting does not clear a misbehaving record.
-            commands
-                .entity(entity)
-                .insert(Online)
-                .insert_if_new(Budget::default());
+            let mut budget = Budget::default();
+            budget.strikes = returning.as_ref().map_or(0, |a| a.strikes);
+            let net = returning
+                .as_ref()
+                .and_then(|a| a.net)
+                .unwrap_or_else(|| ids.issue());
+            let team = Team(returning.and_then(|a| a.team));
+            let entity = commands
+                .spawn((avatar(client_id, &name, tile, team, net), budget))
+                .id();
+            avatars.0.insert(client_id, entity);
             log.record(
                 &clock,
                 Event::PlayerJoined {
@@ -191,15 +222,22 @@ fn on_server_event(
             );
         }
         ServerEvent::ClientDisconnected { client_id, .. } => {
-            let Some(&entity) = avatars.0.get(&client_id) else {
+            let Some(entity) = avatars.0.remove(&client_id) else {
                 return;
             };
-            // The avatar stops where it is and waits for its player; replication tells those
-            // who saw it that it is gone.
-            commands
-                .entity(entity)
-                .remove::<(Online, Joined, View, Destination, Walking)>();
-            if let Ok((actor, ..)) = players.get(entity) {
+            // The avatar leaves the world (replication tells those who saw it), and the player
+            // is remembered for a return.
+            if let Ok((player, actor, position, team, budget, net)) = players.get(entity) {
+                away.0.insert(
+                    client_id,
+                    Away {
+                        name: player.name.clone(),
+                        tile: position.0,
+                        team: team.0.clone(),
+                        strikes: budget.strikes,
+                        net: Some(*net),
+                    },
+                );
                 log.record(
                     &clock,
                     Event::PlayerLeft {
@@ -207,6 +245,7 @@ fn on_server_event(
                     },
                 );
             }
+            commands.entity(entity).despawn();
         }
     }
 }

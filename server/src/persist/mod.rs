@@ -10,12 +10,12 @@ pub mod writer;
 
 use bevy::prelude::*;
 
-pub use players::SavedPlayers;
+pub use players::away_players;
 pub use store::{Saved, SavedPlayer, Store, StoreError};
 pub use writer::Persistence;
 
-/// Saves the world through a [`Persistence`] resource, if one is inserted, and restores the
-/// avatars of [`SavedPlayers`] at startup.
+/// Saves the world through a [`Persistence`] resource, if one is inserted. To restore players,
+/// insert [`away_players`] of what [`Store::load`] read.
 pub fn plugin(app: &mut App) {
     app.add_plugins(players::plugin);
 }

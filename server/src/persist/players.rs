@@ -1,18 +1,42 @@
-//! Players' avatars across restarts: restored offline at startup, so a returning player
-//! resumes where it stood and in its team; saved whenever one moves or changes team.
+//! Players across restarts: what the database remembers becomes the server's
+//! [`AwayPlayers`] at startup, so a returning player resumes where it stood and in its team;
+//! a player is saved whenever it moves or changes team, and when it leaves.
 
 use super::store::{SavedPlayer, Write};
 use super::writer::Persistence;
 use crate::TickSystems;
-use crate::net::replication::{NetIds, Team};
-use crate::net::server::{Avatars, Player, SpawnTile, avatar};
+use crate::net::replication::Team;
+use crate::net::server::{Away, AwayPlayers, Player};
 use crate::net::tokens;
-use crate::world::{GameClock, Position, TownMap};
+use crate::world::{GameClock, Position};
 use bevy::prelude::*;
 
-/// Avatars saved by an earlier run, restored at startup.
-#[derive(Resource, Default, Debug)]
-pub struct SavedPlayers(pub Vec<SavedPlayer>);
+/// The players a database remembers, as the server's [`AwayPlayers`]. A row whose client id
+/// is not its name's (client id = hash of the name, for every row we write) was edited by
+/// hand; taking it would give one name two identities, so it is skipped.
+pub fn away_players(saved: Vec<SavedPlayer>) -> AwayPlayers {
+    let mut away = AwayPlayers::default();
+    for player in saved {
+        if tokens::client_id(&player.name) != player.client_id {
+            warn!(
+                "saved player {:?}: its client id does not match its name; not restored",
+                player.name
+            );
+            continue;
+        }
+        away.0.insert(
+            player.client_id,
+            Away {
+                name: player.name,
+                tile: player.tile,
+                team: player.team,
+                strikes: 0,
+                net: None,
+            },
+        );
+    }
+    away
+}
 
 /// Changes are handed to the writer every this many ticks (half a second at 20 Hz): a walking
 /// player moves every tick, and a killed server loses at most this much.
@@ -20,16 +44,13 @@ pub const SAVE_EVERY_TICKS: u64 = 10;
 
 pub fn plugin(app: &mut App) {
     app.add_systems(
-        Startup,
-        restore_players.run_if(resource_exists::<SavedPlayers>),
-    )
-    .add_systems(
         Update,
         (save_players, save_clock)
             .in_set(TickSystems::Record)
             .run_if(resource_exists::<Persistence>)
             .run_if(every_ticks(SAVE_EVERY_TICKS)),
-    );
+    )
+    .add_observer(save_leaving_player);
 }
 
 /// True on the first tick and every `n` ticks after. Change detection spans the ticks in
@@ -40,51 +61,6 @@ fn every_ticks(n: u64) -> impl FnMut(Local<u64>) -> bool {
         *ticks += 1;
         due
     }
-}
-
-fn restore_players(
-    mut commands: Commands,
-    saved: Res<SavedPlayers>,
-    map: Res<TownMap>,
-    spawn: Res<SpawnTile>,
-    mut ids: ResMut<NetIds>,
-    mut avatars: ResMut<Avatars>,
-) {
-    for player in &saved.0 {
-        // The identity rule (client id = hash of the name) holds for every row we write; a row
-        // that breaks it was edited by hand, and restoring it would give one name two avatars.
-        if tokens::client_id(&player.name) != player.client_id {
-            warn!(
-                "saved player {:?}: its client id does not match its name; not restored",
-                player.name
-            );
-            continue;
-        }
-        // The map may have changed since: a tile that is no longer walkable sends the avatar
-        // back to the spawn.
-        let tile = if map.is_walkable(player.tile) {
-            player.tile
-        } else {
-            warn!(
-                "saved player {:?} stood on {}, which is not walkable on this map; moved to the spawn",
-                player.name, player.tile
-            );
-            spawn.0
-        };
-        let team = Team(player.team.clone());
-        let entity = commands
-            .spawn(avatar(
-                player.client_id,
-                &player.name,
-                tile,
-                team,
-                ids.issue(),
-            ))
-            .id();
-        avatars.0.insert(player.client_id, entity);
-    }
-    info!("restored {} players' avatars", avatars.0.len());
-    commands.remove_resource::<SavedPlayers>();
 }
 
 fn row(player: &Player, position: &Position, team: &Team) -> Write {
@@ -101,6 +77,20 @@ fn save_players(
     changed: Query<(&Player, &Position, &Team), Or<(Changed<Position>, Changed<Team>)>>,
 ) {
     for (player, position, team) in &changed {
+        persistence.save(row(player, position, team));
+    }
+}
+
+/// A player's last state, as its avatar leaves the world (the periodic save may not have run
+/// since it last moved).
+fn save_leaving_player(
+    leaving: On<Remove, Player>,
+    persistence: Option<Res<Persistence>>,
+    players: Query<(&Player, &Position, &Team)>,
+) {
+    if let (Some(persistence), Ok((player, position, team))) =
+        (persistence, players.get(leaving.entity))
+    {
         persistence.save(row(player, position, team));
     }
 }
@@ -129,69 +119,77 @@ pub fn save_all(world: &mut World) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_shared::TilePos;
-    use std::path::Path;
+    use crate::persist::Store;
+    use agora_shared::{GameTime, TilePos};
 
-    fn saved(name: &str, tile: TilePos) -> SavedPlayer {
+    fn saved(name: &str, x: u16) -> SavedPlayer {
         SavedPlayer {
             client_id: tokens::client_id(name),
             name: name.into(),
-            tile,
+            tile: TilePos::new(x, 5),
             team: Some("red".into()),
         }
     }
 
     #[test]
-    fn avatars_come_back_offline_where_they_stood_unless_the_row_is_wrong() {
-        let map = TownMap::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
-        )
-        .unwrap();
-        let walkable = |want: bool| {
-            (0..map.height)
-                .flat_map(|y| (0..map.width).map(move |x| TilePos::new(x, y)))
-                .find(|&t| map.is_walkable(t) == want)
-                .unwrap()
-        };
-        let (floor, wall, spawn) = (walkable(true), walkable(false), TilePos::new(60, 32));
-        let mut forged = saved("eve", floor);
+    fn saved_rows_become_away_players_unless_the_id_is_not_the_names() {
+        let mut forged = saved("eve", 3);
         forged.client_id = tokens::client_id("ada");
+        let away = away_players(vec![saved("ada", 1), saved("bob", 2), forged]);
+        assert_eq!(away.0.len(), 2);
+        let ada = &away.0[&tokens::client_id("ada")];
+        assert_eq!(
+            (ada.name.as_str(), ada.tile, ada.team.as_deref()),
+            ("ada", TilePos::new(1, 5), Some("red"))
+        );
+    }
+
+    #[test]
+    fn moves_and_team_changes_are_saved_and_so_is_a_player_who_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("world.sqlite");
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
-            .insert_resource(map)
-            .insert_resource(SpawnTile(spawn))
-            .init_resource::<NetIds>()
-            .init_resource::<Avatars>()
-            .insert_resource(SavedPlayers(vec![
-                saved("ada", floor),
-                saved("bob", wall),
-                forged,
-            ]))
+            .insert_resource(GameClock::new(GameTime(0), 1_000))
+            .insert_resource(Persistence::start(Store::open(&path).unwrap()))
             .add_plugins(plugin);
-        app.update();
-
-        let mut restored: Vec<(String, TilePos, Option<String>)> = app
+        let player = |name: &str| Player {
+            client_id: tokens::client_id(name),
+            name: name.into(),
+        };
+        let ada = app
             .world_mut()
-            .query::<(&Player, &Position, &Team)>()
-            .iter(app.world())
-            .map(|(p, at, team)| (p.name.clone(), at.0, team.0.clone()))
+            .spawn((player("ada"), Position(TilePos::new(1, 1)), Team(None)))
+            .id();
+        let bob = app
+            .world_mut()
+            .spawn((player("bob"), Position(TilePos::new(2, 2)), Team(None)))
+            .id();
+        app.update();
+        // Changes between periodic saves: the next save sees them all.
+        app.world_mut().get_mut::<Position>(ada).unwrap().0 = TilePos::new(9, 9);
+        app.world_mut().get_mut::<Team>(ada).unwrap().0 = Some("red".into());
+        for _ in 0..SAVE_EVERY_TICKS {
+            app.update();
+        }
+        // Bob moves and leaves before the next periodic save.
+        app.world_mut().get_mut::<Position>(bob).unwrap().0 = TilePos::new(7, 7);
+        app.world_mut().despawn(bob);
+        app.world().resource::<Persistence>().flush().unwrap();
+
+        let saved = Store::open(&path).unwrap().load().unwrap();
+        let tiles: Vec<(String, TilePos, Option<String>)> = saved
+            .players
+            .into_iter()
+            .map(|p| (p.name, p.tile, p.team))
             .collect();
-        restored.sort();
-        let red = Some("red".to_string());
         assert_eq!(
-            restored,
+            tiles,
             [
-                ("ada".into(), floor, red.clone()),
-                ("bob".into(), spawn, red)
+                ("ada".into(), TilePos::new(9, 9), Some("red".into())),
+                ("bob".into(), TilePos::new(7, 7), None)
             ]
         );
-        assert_eq!(app.world().resource::<Avatars>().0.len(), 2);
-        assert!(!app.world().contains_resource::<SavedPlayers>());
-        let online = app
-            .world_mut()
-            .query_filtered::<(), With<crate::net::server::Online>>()
-            .iter(app.world())
-            .count();
-        assert_eq!(online, 0);
+        assert_eq!(saved.clock, Some(GameTime(0)));
     }
 }

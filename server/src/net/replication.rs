@@ -163,42 +163,40 @@ fn update_views(
     mut viewers: Query<(&Player, &Position, &mut View), With<Joined>>,
 ) {
     for (viewer, at, mut view) in &mut viewers {
-        let mut seen = EntityHashSet::with_capacity(view.0.len());
-        for (entity, net, name, position, activity, player, team) in &visible {
-            let keep = view.0.contains_key(&entity);
-            let radius = if keep { range.keep } else { range.enter };
-            if !within(at.0, position.0, radius) {
-                continue;
-            }
-            seen.insert(entity);
-            if !keep {
-                view.0.insert(entity, net.0);
-                let kind = if player {
-                    EntityKind::Player
-                } else {
-                    EntityKind::Agent
-                };
-                let message = ServerMessage::Spawned {
-                    id: net.0,
-                    kind,
-                    name: name.to_string(),
-                    tile: position.0,
-                    activity: activity.map(|a| a.description.clone()).unwrap_or_default(),
-                    emoji: activity.map(|a| a.emoji.clone()).unwrap_or_default(),
-                    team: team.and_then(|t| t.0.clone()),
-                };
-                server.send_message(viewer.client_id, Channel::Reliable, encode(&message));
-            }
-        }
-        // Out of range, offline, or gone from the world.
-        view.0.retain(|entity, id| {
-            let stays = seen.contains(entity);
+        // Leaving first: out of range, offline, or gone from the world. An id that comes back
+        // in the same tick (a player's avatar returning) is then despawned before it is
+        // spawned again, never the other way round.
+        view.0.retain(|&entity, id| {
+            let stays = visible
+                .get(entity)
+                .is_ok_and(|(_, _, _, position, ..)| within(at.0, position.0, range.keep));
             if !stays {
                 let gone = encode(&ServerMessage::Despawned { id: *id });
                 server.send_message(viewer.client_id, Channel::Reliable, gone);
             }
             stays
         });
+        for (entity, net, name, position, activity, player, team) in &visible {
+            if view.0.contains_key(&entity) || !within(at.0, position.0, range.enter) {
+                continue;
+            }
+            view.0.insert(entity, net.0);
+            let kind = if player {
+                EntityKind::Player
+            } else {
+                EntityKind::Agent
+            };
+            let message = ServerMessage::Spawned {
+                id: net.0,
+                kind,
+                name: name.to_string(),
+                tile: position.0,
+                activity: activity.map(|a| a.description.clone()).unwrap_or_default(),
+                emoji: activity.map(|a| a.emoji.clone()).unwrap_or_default(),
+                team: team.and_then(|t| t.0.clone()),
+            };
+            server.send_message(viewer.client_id, Channel::Reliable, encode(&message));
+        }
     }
 }
 
@@ -285,5 +283,112 @@ fn send_teams(
             team: team.0.clone(),
         };
         to_viewers(&mut server, &viewers, Channel::Reliable, entity, &message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::server::connection_config;
+    use agora_shared::GameTime;
+    use agora_shared::protocol::decode;
+    use bevy_renet::renet::RenetClient;
+
+    const VIEWER: u64 = 1;
+
+    /// What the server has queued for the viewer, in order, as a client would receive it.
+    fn received(app: &mut App, client: &mut RenetClient) -> Vec<ServerMessage> {
+        let mut server = app.world_mut().resource_mut::<RenetServer>();
+        for packet in server.get_packets_to_send(VIEWER).unwrap() {
+            client.process_packet(&packet);
+        }
+        let mut messages = Vec::new();
+        while let Some(bytes) = client.receive_message(Channel::Reliable) {
+            messages.push(decode(&bytes).unwrap());
+        }
+        messages
+    }
+
+    fn player(app: &mut App, client_id: u64, net: u32, tile: TilePos) -> Entity {
+        app.world_mut()
+            .spawn((
+                Player {
+                    client_id,
+                    name: format!("p{client_id}"),
+                },
+                Name::new(format!("p{client_id}")),
+                Position(tile),
+                Net(NetId(net)),
+                Joined,
+            ))
+            .id()
+    }
+
+    #[test]
+    fn entities_enter_and_leave_views_and_a_returning_id_ends_spawned() {
+        let mut app = App::new();
+        let mut server = RenetServer::new(connection_config());
+        server.add_connection(VIEWER);
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(server)
+            .insert_resource(GameClock::new(GameTime(0), 1_000))
+            .add_plugins(plugin);
+        let mut client = RenetClient::new(connection_config());
+        let viewer = player(&mut app, VIEWER, 1, TilePos::new(10, 10));
+        app.world_mut().entity_mut(viewer).insert(View::default());
+        let near = player(&mut app, 2, 2, TilePos::new(10 + VIEW_RADIUS, 10));
+        player(&mut app, 3, 3, TilePos::new(11 + VIEW_RADIUS, 10));
+        app.update();
+        let spawned = |messages: &[ServerMessage]| -> Vec<u32> {
+            messages
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMessage::Spawned { id, .. } => Some(id.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Itself and the one at the edge; not the one a tile beyond.
+        assert_eq!(spawned(&received(&mut app, &mut client)).len(), 2);
+        assert!(app.world().get::<View>(viewer).unwrap().sees(near));
+
+        // Inside the margin it stays; past it, it leaves.
+        app.world_mut().get_mut::<Position>(near).unwrap().0 =
+            TilePos::new(10 + VIEW_KEEP_RADIUS, 10);
+        app.update();
+        assert!(app.world().get::<View>(viewer).unwrap().sees(near));
+        app.world_mut().get_mut::<Position>(near).unwrap().0 =
+            TilePos::new(11 + VIEW_KEEP_RADIUS, 10);
+        app.update();
+        let messages = received(&mut app, &mut client);
+        assert!(messages.contains(&ServerMessage::Despawned { id: NetId(2) }));
+
+        // Player 3 walks in, leaves the world and comes back with the same id within one
+        // tick: the client must end up seeing it.
+        let third = app
+            .world_mut()
+            .query_filtered::<Entity, With<Joined>>()
+            .iter(app.world())
+            .find(|&e| app.world().get::<Net>(e) == Some(&Net(NetId(3))))
+            .unwrap();
+        app.world_mut().get_mut::<Position>(third).unwrap().0 = TilePos::new(12, 10);
+        app.update();
+        app.world_mut().despawn(third);
+        player(&mut app, 3, 3, TilePos::new(12, 10));
+        app.update();
+        let about_3: Vec<ServerMessage> = received(&mut app, &mut client)
+            .into_iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    ServerMessage::Spawned { id: NetId(3), .. }
+                        | ServerMessage::Despawned { id: NetId(3) }
+                )
+            })
+            .collect();
+        assert!(
+            matches!(about_3.last(), Some(ServerMessage::Spawned { .. })),
+            "{about_3:?}"
+        );
     }
 }

@@ -379,6 +379,7 @@ fn a_returning_player_whose_tile_is_gone_starts_at_the_spawn() {
             .unwrap()
     };
     let (wall, floor) = (tile(false), tile(true));
+    assert_ne!(floor, app.world().resource::<SpawnTile>().0);
     // As a database would remember them (e.g. before the map was edited).
     let mut away = app.world_mut().resource_mut::<AwayPlayers>();
     for (name, tile) in [("ada", wall), ("bob", floor)] {
@@ -415,7 +416,7 @@ fn a_returning_player_whose_tile_is_gone_starts_at_the_spawn() {
 #[test]
 fn a_flooding_client_is_cut_off_and_others_play_on() {
     let key = ServerKey::generate();
-    let (mut app, addr, _) = server(&key);
+    let (mut app, addr, sink) = server(&key);
     let mut flood = join(&key, "flood", addr);
     let mut bob = join(&key, "bob", addr);
     let ids = join_all(&mut app, &mut [&mut flood, &mut bob]);
@@ -440,6 +441,22 @@ fn a_flooding_client_is_cut_off_and_others_play_on() {
         (1..=MESSAGES_PER_SECOND as usize + 5).contains(&heard),
         "{heard} lines got through"
     );
+    // Coming back with a fresh token does not help.
+    let mut again = join(&key, "flood", addr);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    run_until(&mut app, &mut [&mut again], "two seconds", |_, _| {
+        Instant::now() > deadline
+    });
+    assert!(!again.is_connected() && again.welcome().is_none());
+    // Turned away at the door: its avatar never came back into the world.
+    let joins = sink
+        .snapshot()
+        .iter()
+        .filter(
+            |r| matches!(&r.event, Event::PlayerJoined { player, .. } if player == "player:flood"),
+        )
+        .count();
+    assert_eq!(joins, 1);
     bob.send(&ClientMessage::Say {
         text: "hello?".into(),
     });

@@ -3,7 +3,7 @@
 //! is remembered ([`AwayPlayers`]: tile, team, record), so reconnecting with the same identity
 //! (the client id in the token) brings the avatar back where it stood.
 
-use super::actions::Budget;
+use super::actions::{Budget, STRIKES_TO_DISCONNECT};
 use super::keys::ServerKey;
 use super::replication::{Net, NetIds, Team};
 use super::tokens;
@@ -188,6 +188,19 @@ fn on_server_event(
                 return;
             }
             let returning = away.0.remove(&client_id);
+            // Disconnected for breaking the rules, it stays out (until the server restarts).
+            if let Some(barred) = returning
+                .as_ref()
+                .filter(|a| a.strikes >= STRIKES_TO_DISCONNECT)
+            {
+                warn!(
+                    "{name}: refused again ({} refused messages)",
+                    barred.strikes
+                );
+                away.0.insert(client_id, barred.clone());
+                server.disconnect(client_id);
+                return;
+            }
             // The map may have changed since: a tile no longer walkable means the spawn.
             let tile = match &returning {
                 Some(a) if map.is_walkable(a.tile) => a.tile,
@@ -227,24 +240,28 @@ fn on_server_event(
             };
             // The avatar leaves the world (replication tells those who saw it), and the player
             // is remembered for a return.
-            if let Ok((player, actor, position, team, budget, net)) = players.get(entity) {
-                away.0.insert(
-                    client_id,
-                    Away {
-                        name: player.name.clone(),
-                        tile: position.0,
-                        team: team.0.clone(),
-                        strikes: budget.strikes,
-                        net: Some(*net),
-                    },
-                );
-                log.record(
-                    &clock,
-                    Event::PlayerLeft {
-                        player: actor.0.clone(),
-                    },
-                );
-            }
+            let Ok((player, actor, position, team, budget, net)) = players.get(entity) else {
+                // Every avatar is spawned with all of these (see `avatar`).
+                warn!("client {client_id}: its avatar is incomplete; not remembered");
+                commands.entity(entity).despawn();
+                return;
+            };
+            away.0.insert(
+                client_id,
+                Away {
+                    name: player.name.clone(),
+                    tile: position.0,
+                    team: team.0.clone(),
+                    strikes: budget.strikes,
+                    net: Some(*net),
+                },
+            );
+            log.record(
+                &clock,
+                Event::PlayerLeft {
+                    player: actor.0.clone(),
+                },
+            );
             commands.entity(entity).despawn();
         }
     }

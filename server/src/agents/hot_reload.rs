@@ -1,9 +1,10 @@
 //! Persona hot reload: edit a persona file while the server runs and the agent follows it.
 //!
 //! A watcher thread polls the persona folder (no disk I/O on the tick thread) and sends the
-//! text of files whose content changed. A system applies each one: a valid persona replaces
-//! the old one on every agent made from that file (fixed traits at once, plans from the
-//! agent's next planning step); an invalid one is reported and the agent keeps the old one.
+//! text of files whose content changed and then held still for one poll. A system applies
+//! each one: a valid persona replaces the old one on every agent made from that file (fixed
+//! traits at once, plans from the agent's next planning step); an invalid one is reported and
+//! the agent keeps the old one.
 
 use super::{AgentPersona, Roster};
 use crate::event_log::EventLog;
@@ -65,21 +66,27 @@ fn start_watcher(mut commands: Commands, roster: Res<Roster>, watch: Res<WatchPe
     let spawned = std::thread::Builder::new()
         .name("persona-watcher".into())
         .spawn(move || {
+            // A changed file is sent once it reads the same on two polls in a row: an editor
+            // (or `fs::write`) truncates and then writes, and a poll in between would otherwise
+            // report a half-written file as a broken persona.
+            let mut settling: HashMap<PathBuf, Result<String, String>> = HashMap::new();
             loop {
                 std::thread::sleep(interval);
                 let now = read_all(&dir);
-                for (file, text) in &now {
-                    if known.get(file) != Some(text) {
-                        let change = FileChanged {
-                            file: file.clone(),
-                            text: text.clone(),
-                        };
-                        if sender.send(change).is_err() {
+                settling.retain(|file, _| now.contains_key(file));
+                for (file, text) in now {
+                    if known.get(&file) == Some(&text) {
+                        settling.remove(&file);
+                    } else if settling.get(&file) == Some(&text) {
+                        settling.remove(&file);
+                        known.insert(file.clone(), text.clone());
+                        if sender.send(FileChanged { file, text }).is_err() {
                             return; // The app is gone.
                         }
+                    } else {
+                        settling.insert(file, text);
                     }
                 }
-                known = now;
             }
         });
     match spawned {

@@ -66,6 +66,8 @@ pub struct ServeReport {
 }
 
 pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
+    // First of all: a signal during start-up, too, stops the run cleanly.
+    stop_on_signal();
     if !(config.hz > 0.0 && config.hz <= 120.0) {
         return Err(format!("--hz must be in (0, 120], got {}", config.hz));
     }
@@ -165,7 +167,6 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         config.public.unwrap_or(bound)
     );
 
-    stop_on_signal();
     let started = Instant::now();
     let mut next = started;
     let mut tick_times = Vec::new();

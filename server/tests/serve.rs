@@ -50,19 +50,24 @@ impl Server {
 
     /// Waits for a printed line containing `text`.
     fn line_with(&mut self, text: &str) -> String {
+        self.try_line_with(text).unwrap_or_else(|| {
+            panic!(
+                "serve never printed {text:?}; it printed {:?}",
+                self.printed
+            )
+        })
+    }
+
+    /// Waits up to a minute for a printed line containing `text`; `None` if the server
+    /// stopped printing (or exited) first.
+    fn try_line_with(&mut self, text: &str) -> Option<String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(line) = self.printed.iter().find(|l| l.contains(text)) {
-                return line.clone();
+                return Some(line.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.printed.push(line),
-                Err(_) => panic!(
-                    "serve never printed {text:?}; it printed {:?}",
-                    self.printed
-                ),
-            }
+            self.printed.push(self.lines.recv_timeout(left).ok()?);
         }
     }
 
@@ -221,8 +226,14 @@ fn a_killed_server_restarts_with_players_where_they_were() {
         .status()
         .unwrap();
     assert!(status.success());
-    second.line_with(" ticks, tick mean ");
-    assert!(second.child.wait().unwrap().success());
+    // How it ended, if it did not stop cleanly (a signal it did not catch shows here).
+    let report = second.try_line_with(" ticks, tick mean ");
+    let exit = second.child.wait().unwrap();
+    assert!(
+        report.is_some() && exit.success(),
+        "no clean stop after SIGTERM: {exit:?}; it printed {:?}",
+        second.printed
+    );
     let saved = Store::open(&db).unwrap().load().unwrap();
     assert_eq!(saved.players[0].tile, spawn);
     assert_eq!(saved.players[0].team, None);

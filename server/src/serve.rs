@@ -231,10 +231,17 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 fn stop_on_signal() {
     // Only one handler per process: a second `run` in the same process reuses the first.
-    let _ = ctrlc::try_set_handler(|| {
+    let handler = ctrlc::try_set_handler(|| {
         eprintln!("serve: stopping (saving first)");
         STOP.store(true, Ordering::Relaxed);
     });
+    match handler {
+        Ok(()) => {}
+        Err(e) => eprintln!(
+            "serve: cannot catch Ctrl-C or SIGTERM ({e}); they stop the server at once, losing \
+             at most the last half second of changes"
+        ),
+    }
 }
 
 /// Renames an earlier run's log to `events-<unix ms>.jsonl`, so a restart keeps it.

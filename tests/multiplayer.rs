@@ -2,18 +2,22 @@
 //! see each other move, talk (and a sleeping agent next to them perceives it), one leaves and
 //! comes back into the same avatar; bad, expired and mismatched tokens are refused.
 
+use agora_net::bot::{self, BotReport, Tokens};
+use agora_net::client::Client;
+use agora_net::config::unix_now;
+use agora_net::keys::ServerKey;
+use agora_net::tokens;
+use agora_server::actors::{Away, AwayPlayers};
 use agora_server::agents::Agent;
-use agora_server::event_log::{EventLog, MemorySink};
+use agora_server::app::NetSetup;
+use agora_server::happenings::{EventLog, MemorySink};
 use agora_server::net::actions::MESSAGES_PER_SECOND;
-use agora_server::net::bot::{self, BotReport, Tokens};
-use agora_server::net::client::Client;
-use agora_server::net::keys::ServerKey;
+use agora_server::net::replication::ViewRange;
 use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
-use agora_server::net::server::{Away, AwayPlayers, SpawnTile, listen, unix_now};
-use agora_server::net::tokens;
-use agora_server::world::GameClock;
+use agora_server::net::server::SpawnTile;
+use agora_server::time::GameClock;
 use agora_server::world::{Position, TownMap};
-use agora_server::{WorldSetup, headless_app};
+use agora_server::{ServerApp, WorldSetup};
 use agora_shared::GameTime;
 use agora_shared::TilePos;
 use agora_shared::events::Event;
@@ -40,18 +44,21 @@ fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
     )
     .unwrap();
     let sink = MemorySink::default();
-    let mut app = headless_app(WorldSetup {
+    let (app, addr) = ServerApp::new(WorldSetup {
         map,
         roster,
         clock: GameClock::new(GameTime::at(1, "03:00".parse().unwrap()), 4_000),
         seed: 1,
         log: EventLog::new(sink.clone()),
-    });
-    app.add_plugins(agora_server::net::plugin);
-    let addr = listen(&mut app, "127.0.0.1:0".parse().unwrap(), None, key).unwrap();
-    app.finish();
-    app.cleanup();
-    (app, addr, sink)
+    })
+    .net(NetSetup {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public: None,
+        key: key.clone(),
+        view: ViewRange::default(),
+    })
+    .unwrap();
+    (app.build(), addr, sink)
 }
 
 fn join(key: &ServerKey, name: &str, server: SocketAddr) -> Client {

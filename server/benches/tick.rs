@@ -9,14 +9,16 @@
 //! model calls, and with the real embedded model busy on worker threads, 25 calls always queued
 //! or running (one per agent of the town), to show that the tick never waits on the model.
 
+use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_llm::worker::{JobRequest, Priority, Purpose, WorkerPool};
+use agora_llm::{GenerateRequest, LanguageModel, SamplingParams};
 use agora_server::agents::Roster;
-use agora_server::event_log::{EventLog, NullSink};
-use agora_server::llm::embedded::{EmbeddedModel, EmbeddedOptions};
-use agora_server::llm::worker::{JobRequest, LlmWorkers, Priority, Purpose};
-use agora_server::llm::{GenerateRequest, LanguageModel, SamplingParams};
+use agora_server::cognition::model_queue::ModelWorkers;
+use agora_server::happenings::{EventLog, NullSink};
 use agora_server::sim::TickStats;
-use agora_server::world::{GameClock, TownMap};
-use agora_server::{WorldSetup, headless_app};
+use agora_server::time::GameClock;
+use agora_server::world::TownMap;
+use agora_server::{ServerApp, WorldSetup};
 use agora_shared::persona;
 use bevy::prelude::*;
 use std::path::Path;
@@ -36,8 +38,7 @@ fn main() {
     };
     let loaded = std::env::args().any(|a| a == "--loaded");
     let model: Option<Arc<dyn LanguageModel>> = loaded.then(|| {
-        let path =
-            agora_server::llm::locate::language_model(None).expect("model (scripts/fetch-models)");
+        let path = agora_llm::locate::language_model(None).expect("model (scripts/fetch-models)");
         Arc::new(EmbeddedModel::load(&path, EmbeddedOptions::default()).expect("model loads"))
             as Arc<dyn LanguageModel>
     });
@@ -62,7 +63,7 @@ fn main() {
         assert!(folder.errors.is_empty(), "{:?}", folder.errors);
         let roster = Roster::new(assets.join("personas"), folder.personas, agents);
         let start = "05:00".parse().expect("time");
-        let mut app = headless_app(WorldSetup {
+        let mut app = ServerApp::new(WorldSetup {
             map,
             roster,
             clock: GameClock::new(start, 10_000),
@@ -71,11 +72,12 @@ fn main() {
         });
         if with_model {
             let model = model.clone().expect("loaded model");
-            app.insert_resource(LlmWorkers::start(model, 1, 64))
-                .add_systems(Update, keep_model_busy);
+            app = app.model_workers(ModelWorkers(WorkerPool::start(model, 1, 64)));
         }
-        app.finish();
-        app.cleanup();
+        let mut app = app.build();
+        if with_model {
+            app.add_systems(Update, keep_model_busy);
+        }
         // The first tick places every agent at once; measured apart from the steady state.
         let first = Instant::now();
         app.update();
@@ -95,7 +97,7 @@ fn main() {
                 std::thread::sleep(pace.saturating_sub(t0.elapsed()));
             }
         }
-        let model_calls = app.world().get_resource::<LlmWorkers>().and_then(|w| {
+        let model_calls = app.world().get_resource::<ModelWorkers>().and_then(|w| {
             w.metrics
                 .lock()
                 .ok()
@@ -123,7 +125,7 @@ fn main() {
 }
 
 /// Keeps 25 model calls queued or running, resubmitting as results arrive.
-fn keep_model_busy(workers: Res<LlmWorkers>, mut n: Local<u64>) {
+fn keep_model_busy(workers: Res<ModelWorkers>, mut n: Local<u64>) {
     while workers.pending() < 25 {
         *n += 1;
         let request = GenerateRequest {

@@ -1,14 +1,16 @@
 //! The `agora-server` command line.
 
 use crate::agents::BrainKind;
-use crate::llm::embedded::{EmbeddedModel, EmbeddedOptions};
-use crate::llm::openai::{OpenAiConfig, OpenAiModel};
-use crate::llm::{GenerateRequest, LanguageModel, SamplingParams, ScoreRequest, locate};
-use crate::net::keys::{KeyOrigin, ServerKey};
-use crate::net::tokens;
+use crate::net::replication::ViewRange;
 use crate::serve::{self, ServeConfig};
-use crate::sim::{self, SimConfig};
+use crate::sim::{self, SimConfig, SimError};
 use crate::world::TownMap;
+use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_llm::backends::openai::{OpenAiConfig, OpenAiModel};
+use agora_llm::{GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest, locate};
+use agora_net::config::unix_now;
+use agora_net::keys::{KeyError, KeyOrigin, ServerKey};
+use agora_net::tokens::{self, TokenError};
 use agora_shared::GameTime;
 use agora_shared::persona;
 use clap::{Args, Parser, Subcommand};
@@ -171,17 +173,16 @@ pub struct ModelArgs {
     pub openai_model: String,
 }
 
-fn load_model(args: &ModelArgs) -> Result<Box<dyn LanguageModel>, String> {
+fn load_model(args: &ModelArgs) -> Result<Box<dyn LanguageModel>, LlmError> {
     if let Some(base) = &args.openai {
-        let config = OpenAiConfig::new(base, &args.openai_model)
-            .with_env()
-            .map_err(|e| e.to_string())?;
+        let config = OpenAiConfig::new(base, &args.openai_model).with_env()?;
         return Ok(Box::new(OpenAiModel::new(config)));
     }
-    let path = locate::language_model(args.model.as_deref()).map_err(|e| e.to_string())?;
-    let model =
-        EmbeddedModel::load(&path, EmbeddedOptions::default()).map_err(|e| e.to_string())?;
-    Ok(Box::new(model))
+    let path = locate::language_model(args.model.as_deref())?;
+    Ok(Box::new(EmbeddedModel::load(
+        &path,
+        EmbeddedOptions::default(),
+    )?))
 }
 
 #[derive(Debug, Args)]
@@ -278,100 +279,53 @@ fn tidy(path: &Path) -> PathBuf {
 
 const DEFAULT_MAP: &str = "maps/maple_hollow.tmj";
 
+/// Why a command failed; printed as `error: ...`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag's value is out of range, or flags disagree.
+    #[error("{0}")]
+    Usage(String),
+    /// The assets folder cannot be found.
+    #[error("{0}")]
+    Assets(String),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    Map(#[from] crate::world::MapError),
+    #[error(transparent)]
+    Persona(#[from] persona::PersonaError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{0}")]
+    Serve(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match execute(cli) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn execute(cli: Cli) -> Result<ExitCode, String> {
-    let explicit_assets = cli.assets.clone();
-    // A path given on the command line, else the default inside the assets folder.
-    let or_asset = |given: Option<PathBuf>, default: &str| -> Result<PathBuf, String> {
-        match given {
-            Some(path) => Ok(path),
-            None => Ok(locate_assets(explicit_assets.as_deref())?.join(default)),
-        }
-    };
+fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    let assets = Assets(cli.assets);
     match cli.command {
-        Command::Sim(args) => {
-            if !(args.tick_seconds >= 0.001 && args.tick_seconds <= 3600.0) {
-                return Err(format!(
-                    "--tick-seconds must be between 0.001 and 3600, got {}",
-                    args.tick_seconds
-                ));
-            }
-            let map = or_asset(args.map, DEFAULT_MAP)?;
-            let personas = or_asset(args.personas, "personas")?;
-            let config = SimConfig {
-                map,
-                personas,
-                agents: args.agents,
-                hours: args.hours,
-                seed: args.seed,
-                out: args
-                    .out
-                    .unwrap_or_else(|| PathBuf::from(format!("runs/seed-{}", args.seed))),
-                start: args.start,
-                tick_ms: (args.tick_seconds * 1000.0).round() as u64,
-                brain: args.brain,
-                watch: args.watch,
-                progress: !args.quiet,
-            };
-            let summary = sim::run(&config).map_err(|e| e.to_string())?;
-            println!(
-                "sim: {} agents, {:.1} game hours, {} ticks in {:.2}s ({:.0} ticks/s), {} events",
-                summary.agents,
-                summary.game_hours,
-                summary.ticks,
-                summary.wall_seconds,
-                summary.ticks_per_second,
-                summary.events_total
-            );
-            println!("sim: determinism_hash {}", summary.determinism_hash);
-            println!("sim: wrote {}", config.out.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Persona(PersonaCommand::Check { dir, map }) => {
-            let dir = or_asset(dir, "personas")?;
-            let map_path = or_asset(map, DEFAULT_MAP)?;
-            let town = TownMap::load(&map_path).map_err(|e| e.to_string())?;
-            let report = persona::load_folder(&dir, &town).map_err(|e| e.to_string())?;
-            for error in &report.errors {
-                eprintln!("error: {error}");
-            }
-            for (p, file) in &report.personas {
-                println!(
-                    "ok: {} ({}) {}",
-                    p.id,
-                    file.display(),
-                    &p.content_hash()[..12]
-                );
-            }
-            let broken_files: std::collections::BTreeSet<_> =
-                report.errors.iter().map(|e| &e.file).collect();
-            let files = report.personas.len() + broken_files.len();
-            if report.errors.is_empty() {
-                println!(
-                    "persona check: {} personas valid in {}",
-                    report.personas.len(),
-                    dir.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "persona check: {} error(s) in {} of {files} file(s)",
-                    report.errors.len(),
-                    broken_files.len()
-                );
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Sim(args) => sim(args, &assets),
+        Command::Persona(PersonaCommand::Check { dir, map }) => persona_check(dir, map, &assets),
+        Command::Map(MapCommand::Check { file }) => map_check(file, &assets),
         Command::Llm(LlmCommand::Generate {
             prompt,
             model,
@@ -381,142 +335,233 @@ fn execute(cli: Cli) -> Result<ExitCode, String> {
             top_p,
             repetition_penalty,
             seed,
-        }) => {
-            let model = load_model(&model)?;
-            let generation = model
-                .generate(&GenerateRequest {
-                    prompt,
-                    max_tokens,
-                    stop,
-                    sampling: SamplingParams {
-                        temperature,
-                        top_p,
-                        repetition_penalty,
-                        seed,
-                    },
-                })
-                .map_err(|e| e.to_string())?;
-            println!("{}", generation.text);
-            let u = generation.usage;
-            eprintln!(
-                "llm: {} prompt tokens, {} generated in {:.2}s",
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.elapsed.as_secs_f64()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        }) => llm_generate(
+            &model,
+            GenerateRequest {
+                prompt,
+                max_tokens,
+                stop,
+                sampling: SamplingParams {
+                    temperature,
+                    top_p,
+                    repetition_penalty,
+                    seed,
+                },
+            },
+        ),
         Command::Llm(LlmCommand::Score {
             prompt,
             candidates,
             model,
-        }) => {
-            let model = load_model(&model)?;
-            let scores = model
-                .score(&ScoreRequest {
-                    prompt,
-                    candidates: candidates.clone(),
-                })
-                .map_err(|e| e.to_string())?;
-            let mut order: Vec<usize> = (0..candidates.len()).collect();
-            order.sort_by(|&a, &b| scores.logprobs[b].total_cmp(&scores.logprobs[a]));
-            for i in order {
-                println!(
-                    "{:>9.3}  {:>2} tokens  {:?}",
-                    scores.logprobs[i], scores.tokens[i], candidates[i]
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve(args) => {
-            let config = ServeConfig {
-                map: or_asset(args.map, DEFAULT_MAP)?,
-                personas: or_asset(args.personas, "personas")?,
-                agents: args.agents,
-                seed: args.seed,
-                start: args.start,
-                bind: args.bind,
-                public: args.public_addr,
-                key: args.key,
-                hz: args.hz,
-                time_scale: args.time_scale,
-                db: args.db.unwrap_or_else(|| args.out.join("world.sqlite")),
-                out: args.out,
-                duration: args
-                    .seconds
-                    .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
-                token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
-                view: crate::net::replication::ViewRange::radius(args.view_radius),
-            };
-            let report = serve::run(&config)?;
-            println!(
-                "serve: {} ticks, tick mean {:.0} us p99 {:.0} us, peak {} players, {:.0} B/s per client, {:.1} in view, {} messages dropped",
-                report.ticks,
-                report.tick_us.mean,
-                report.tick_us.p99,
-                report.peak_players,
-                report.bytes_per_second_per_client,
-                report.entities_in_view,
-                report.dropped_messages
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Token(args) => {
-            let (key, origin) = ServerKey::load_or_create(&args.key).map_err(|e| e.to_string())?;
-            if let KeyOrigin::Created(path) = &origin {
-                eprintln!(
-                    "token: no server key was found; created a new one in {}",
-                    path.display()
-                );
-            }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|e| e.to_string())?;
-            let token = tokens::mint(
-                &key,
-                &args.player,
-                args.servers.clone(),
-                std::time::Duration::from_secs(args.ttl),
-                now,
-            )
-            .map_err(|e| e.to_string())?;
-            let out = args
-                .out
-                .unwrap_or_else(|| PathBuf::from(format!("{}.token", args.player.trim())));
-            std::fs::write(&out, tokens::to_bytes(&token))
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!(
-                "token for {:?} (client id {}) valid {} s: {}",
-                args.player.trim(),
-                token.client_id,
-                args.ttl,
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Map(MapCommand::Check { file }) => {
-            let path = or_asset(file, DEFAULT_MAP)?;
-            let map = TownMap::load(&path).map_err(|e| e.to_string())?;
-            println!("{} ({}x{} tiles)", map.world, map.width, map.height);
-            for sector in &map.sectors {
-                println!("  {}", sector.name);
-                for &a in &sector.arenas {
-                    let arena = &map.arenas[a];
-                    let objects: Vec<&str> = arena
-                        .objects
-                        .iter()
-                        .map(|&o| map.objects[o].name.as_str())
-                        .collect();
-                    println!("    {}: {}", arena.name, objects.join(", "));
-                }
-            }
-            println!(
-                "map check: ok, {} sectors, {} arenas, {} objects",
-                map.sectors.len(),
-                map.arenas.len(),
-                map.objects.len()
-            );
-            Ok(ExitCode::SUCCESS)
+        }) => llm_score(&model, ScoreRequest { prompt, candidates }),
+        Command::Serve(args) => serve(args, &assets),
+        Command::Token(args) => token(args),
+    }
+}
+
+/// The `--assets` folder given, if any.
+struct Assets(Option<PathBuf>);
+
+impl Assets {
+    /// A path given on the command line, else the default inside the assets folder.
+    fn or_default(&self, given: Option<PathBuf>, default: &str) -> Result<PathBuf, CliError> {
+        match given {
+            Some(path) => Ok(path),
+            None => Ok(locate_assets(self.0.as_deref())
+                .map_err(CliError::Assets)?
+                .join(default)),
         }
     }
+}
+
+fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
+    if !(args.tick_seconds >= 0.001 && args.tick_seconds <= 3600.0) {
+        return Err(CliError::Usage(format!(
+            "--tick-seconds must be between 0.001 and 3600, got {}",
+            args.tick_seconds
+        )));
+    }
+    let config = SimConfig {
+        map: assets.or_default(args.map, DEFAULT_MAP)?,
+        personas: assets.or_default(args.personas, "personas")?,
+        agents: args.agents,
+        hours: args.hours,
+        seed: args.seed,
+        out: args
+            .out
+            .unwrap_or_else(|| PathBuf::from(format!("runs/seed-{}", args.seed))),
+        start: args.start,
+        tick_ms: (args.tick_seconds * 1000.0).round() as u64,
+        brain: args.brain,
+        watch: args.watch,
+        progress: !args.quiet,
+    };
+    let summary = sim::run(&config)?;
+    println!(
+        "sim: {} agents, {:.1} game hours, {} ticks in {:.2}s ({:.0} ticks/s), {} events",
+        summary.agents,
+        summary.game_hours,
+        summary.ticks,
+        summary.wall_seconds,
+        summary.ticks_per_second,
+        summary.events_total
+    );
+    println!("sim: determinism_hash {}", summary.determinism_hash);
+    println!("sim: wrote {}", config.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn persona_check(
+    dir: Option<PathBuf>,
+    map: Option<PathBuf>,
+    assets: &Assets,
+) -> Result<ExitCode, CliError> {
+    let dir = assets.or_default(dir, "personas")?;
+    let town = TownMap::load(&assets.or_default(map, DEFAULT_MAP)?)?;
+    let report = persona::load_folder(&dir, &town)?;
+    for error in &report.errors {
+        eprintln!("error: {error}");
+    }
+    for (p, file) in &report.personas {
+        println!(
+            "ok: {} ({}) {}",
+            p.id,
+            file.display(),
+            &p.content_hash()[..12]
+        );
+    }
+    let broken_files: std::collections::BTreeSet<_> =
+        report.errors.iter().map(|e| &e.file).collect();
+    let files = report.personas.len() + broken_files.len();
+    if report.errors.is_empty() {
+        println!(
+            "persona check: {} personas valid in {}",
+            report.personas.len(),
+            dir.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "persona check: {} error(s) in {} of {files} file(s)",
+            report.errors.len(),
+            broken_files.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn map_check(file: Option<PathBuf>, assets: &Assets) -> Result<ExitCode, CliError> {
+    let map = TownMap::load(&assets.or_default(file, DEFAULT_MAP)?)?;
+    println!("{} ({}x{} tiles)", map.world, map.width, map.height);
+    for sector in &map.sectors {
+        println!("  {}", sector.name);
+        for &a in &sector.arenas {
+            let arena = &map.arenas[a];
+            let objects: Vec<&str> = arena
+                .objects
+                .iter()
+                .map(|&o| map.objects[o].name.as_str())
+                .collect();
+            println!("    {}: {}", arena.name, objects.join(", "));
+        }
+    }
+    println!(
+        "map check: ok, {} sectors, {} arenas, {} objects",
+        map.sectors.len(),
+        map.arenas.len(),
+        map.objects.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn llm_generate(model: &ModelArgs, request: GenerateRequest) -> Result<ExitCode, CliError> {
+    let generation = load_model(model)?.generate(&request)?;
+    println!("{}", generation.text);
+    let u = generation.usage;
+    eprintln!(
+        "llm: {} prompt tokens, {} generated in {:.2}s",
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn llm_score(model: &ModelArgs, request: ScoreRequest) -> Result<ExitCode, CliError> {
+    let scores = load_model(model)?.score(&request)?;
+    let mut order: Vec<usize> = (0..request.candidates.len()).collect();
+    order.sort_by(|&a, &b| scores.logprobs[b].total_cmp(&scores.logprobs[a]));
+    for i in order {
+        println!(
+            "{:>9.3}  {:>2} tokens  {:?}",
+            scores.logprobs[i], scores.tokens[i], request.candidates[i]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
+    let config = ServeConfig {
+        map: assets.or_default(args.map, DEFAULT_MAP)?,
+        personas: assets.or_default(args.personas, "personas")?,
+        agents: args.agents,
+        seed: args.seed,
+        start: args.start,
+        bind: args.bind,
+        public: args.public_addr,
+        key: args.key,
+        hz: args.hz,
+        time_scale: args.time_scale,
+        db: args.db.unwrap_or_else(|| args.out.join("world.sqlite")),
+        out: args.out,
+        duration: args
+            .seconds
+            .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
+        token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
+        view: ViewRange::radius(args.view_radius),
+    };
+    let report = serve::run(&config).map_err(CliError::Serve)?;
+    println!(
+        "serve: {} ticks, tick mean {:.0} us p99 {:.0} us, peak {} players, {:.0} B/s per client, {:.1} in view, {} messages dropped",
+        report.ticks,
+        report.tick_us.mean,
+        report.tick_us.p99,
+        report.peak_players,
+        report.bytes_per_second_per_client,
+        report.entities_in_view,
+        report.dropped_messages
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
+    let (key, origin) = ServerKey::load_or_create(&args.key)?;
+    if let KeyOrigin::Created(path) = &origin {
+        eprintln!(
+            "token: no server key was found; created a new one in {}",
+            path.display()
+        );
+    }
+    let token = tokens::mint(
+        &key,
+        &args.player,
+        args.servers.clone(),
+        std::time::Duration::from_secs(args.ttl),
+        unix_now(),
+    )?;
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}.token", args.player.trim())));
+    std::fs::write(&out, tokens::to_bytes(&token)).map_err(|source| CliError::Io {
+        what: format!("cannot write {}", out.display()),
+        source,
+    })?;
+    println!(
+        "token for {:?} (client id {}) valid {} s: {}",
+        args.player.trim(),
+        token.client_id,
+        args.ttl,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,21 +7,25 @@
 //! Ctrl-C (or SIGTERM) stops at the end of a tick and saves everything first.
 
 use crate::agents::hot_reload::WatchPersonas;
-use crate::event_log::{EventLog, JsonlFileSink};
-use crate::net::keys::{KeyOrigin, ServerKey};
+use crate::agents::{BrainKind, Roster};
+use crate::app::{NetSetup, ServerApp, WorldSetup};
+use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
-use crate::net::server::{Dropped, listen};
-use crate::persist::{Persistence, Store, away_players};
+use crate::net::server::Dropped;
+use crate::persist::{Persistence, Saved, Store, away_players};
 use crate::sim::TickStats;
-use crate::world::GameClock;
-use crate::{WorldSetup, headless_app};
+use crate::time::GameClock;
+use crate::world::TownMap;
+use agora_net::keys::{KeyOrigin, ServerKey};
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where a run starts when neither `--start` nor the database says otherwise.
@@ -67,7 +71,28 @@ pub struct ServeReport {
 
 pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     // First of all: a signal during start-up, too, stops the run cleanly.
-    stop_on_signal();
+    let stop = stop_on_signal();
+    let prepared = prepare(config)?;
+    let mut app = build(config, prepared)?;
+    let ticks = run_ticks(&mut app, config, &stop);
+    shutdown(&mut app, config, ticks)
+}
+
+/// What `serve` opened and read before the world exists.
+struct Prepared {
+    map: TownMap,
+    roster: Roster,
+    store: Store,
+    saved: Saved,
+    start: GameTime,
+    /// Held for the whole run: one server per database.
+    lock: std::fs::File,
+    key: ServerKey,
+}
+
+/// Checks the settings, loads the town, takes the database's lock and reads it, keeps the
+/// earlier run's log, and loads the key.
+fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
     if !(config.hz > 0.0 && config.hz <= 120.0) {
         return Err(format!("--hz must be in (0, 120], got {}", config.hz));
     }
@@ -79,10 +104,9 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     }
     let (map, roster) = crate::sim::load_town(&config.map, &config.personas, config.agents)
         .map_err(|e| e.to_string())?;
-    let agents = roster.agents;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
-    let _lock = lock_database(&config.db)?;
+    let lock = lock_database(&config.db)?;
     let store = Store::open(&config.db).map_err(|e| e.to_string())?;
     let saved = store.load().map_err(|e| e.to_string())?;
     let start = config
@@ -97,12 +121,43 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
             start
         );
     }
+    keep_earlier_log(&config.out.join("events.jsonl"))?;
+    let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
+    match origin {
+        KeyOrigin::Created(path) => eprintln!(
+            "serve: no server key found; created one in {} (keep it secret: it signs tokens)",
+            path.display()
+        ),
+        KeyOrigin::File(path) => eprintln!("serve: server key from {}", path.display()),
+        KeyOrigin::Environment => eprintln!("serve: server key from $AGORA_SERVER_KEY"),
+    }
+    Ok(Prepared {
+        map,
+        roster,
+        store,
+        saved,
+        start,
+        lock,
+        key,
+    })
+}
+
+/// The world with players and persistence, listening; the token endpoint started.
+fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
+    let Prepared {
+        map,
+        roster,
+        store,
+        saved,
+        start,
+        lock,
+        key,
+    } = prepared;
+    let agents = roster.agents;
     let events = config.out.join("events.jsonl");
-    keep_earlier_log(&events)?;
     let sink = JsonlFileSink::create(&events)
         .map_err(|e| format!("cannot create {}: {e}", events.display()))?;
-    let tick = Duration::from_secs_f64(1.0 / config.hz);
-    let tick_ms = (tick.as_secs_f64() * config.time_scale * 1000.0)
+    let tick_ms = (config.hz.recip() * config.time_scale * 1000.0)
         .round()
         .max(1.0) as u64;
     let world = map.world.clone();
@@ -117,83 +172,95 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
             start,
             tick_ms,
             agents: agents as u32,
-            brain: "routine".into(),
+            brain: BrainKind::Routine.name().into(),
         },
     );
-    let mut app = headless_app(WorldSetup {
+    let (app, bound) = ServerApp::new(WorldSetup {
         map,
         roster,
         clock,
         seed: config.seed,
         log,
-    });
-    app.insert_resource(WatchPersonas::default())
-        .insert_resource(away_players(saved.players))
-        .insert_resource(Persistence::start(store))
-        .insert_resource(config.view)
-        .add_plugins((crate::net::plugin, crate::persist::plugin));
-    let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
-    match origin {
-        KeyOrigin::Created(path) => eprintln!(
-            "serve: no server key found; created one in {} (keep it secret: it signs tokens)",
-            path.display()
-        ),
-        KeyOrigin::File(path) => eprintln!("serve: server key from {}", path.display()),
-        KeyOrigin::Environment => eprintln!("serve: server key from $AGORA_SERVER_KEY"),
-    }
-    let bound = listen(&mut app, config.bind, config.public, &key)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    })
+    .watch_personas(WatchPersonas::default())
+    .persistence(Persistence::start(store), away_players(saved.players))
+    .net(NetSetup {
+        bind: config.bind,
+        public: config.public,
+        key: key.clone(),
+        view: config.view,
+    })
+    .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let public = config.public.unwrap_or(bound);
     if let Some(at) = config.token_endpoint {
-        let endpoint = crate::net::token_endpoint::start(
-            at,
-            key.clone(),
-            vec![public],
-            Duration::from_secs(3600),
-        )
-        .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
+        let endpoint =
+            crate::net::token_endpoint::start(at, key, vec![public], Duration::from_secs(3600))
+                .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
         println!(
             "serve: tokens at http://{}/token?player=NAME",
             endpoint.addr
         );
     }
-    app.finish();
-    app.cleanup();
+    let mut app = app.build();
+    app.insert_resource(DatabaseLock { _file: lock });
     println!(
-        "serve: {world} on {bound} ({} agents, {} Hz, 1 s = {} game s); tokens: agora-server token --player NAME --server {}",
-        agents,
-        config.hz,
-        config.time_scale,
-        config.public.unwrap_or(bound)
+        "serve: {world} on {bound} ({agents} agents, {} Hz, 1 s = {} game s); tokens: agora-server token --player NAME --server {public}",
+        config.hz, config.time_scale,
     );
+    Ok(app)
+}
 
+/// The database's lock file, held as long as the app lives.
+#[derive(Resource)]
+struct DatabaseLock {
+    _file: std::fs::File,
+}
+
+/// What the tick loop measured.
+struct TickFigures {
+    ticks: u64,
+    tick_times: Vec<Duration>,
+    peak_players: usize,
+    bandwidth: (f64, u64),
+    in_view: (f64, u64),
+}
+
+/// Ticks at `--hz` until `--seconds` pass or a signal asks to stop.
+fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigures {
+    let tick = Duration::from_secs_f64(1.0 / config.hz);
     let started = Instant::now();
     let mut next = started;
-    let mut tick_times = Vec::new();
-    let mut peak_players = 0;
-    let (mut bandwidth_sum, mut bandwidth_samples) = (0.0, 0u64);
-    let (mut in_view_sum, mut in_view_samples) = (0.0, 0u64);
+    let mut figures = TickFigures {
+        ticks: 0,
+        tick_times: Vec::new(),
+        peak_players: 0,
+        bandwidth: (0.0, 0),
+        in_view: (0.0, 0),
+    };
     let mut views = app.world_mut().query::<&View>();
-    let mut ticks = 0u64;
-    while config.duration.is_none_or(|d| started.elapsed() < d) && !STOP.load(Ordering::Relaxed) {
+    while config.duration.is_none_or(|d| started.elapsed() < d) {
+        if stop.load(Ordering::Relaxed) {
+            eprintln!("serve: stopping (saving first)");
+            break;
+        }
         let t0 = Instant::now();
         app.update();
-        tick_times.push(t0.elapsed());
-        ticks += 1;
+        figures.tick_times.push(t0.elapsed());
+        figures.ticks += 1;
         // Read off renet's own counters: no per-tick query of the world.
         let server = app.world().resource::<RenetServer>();
-        peak_players = peak_players.max(server.connected_clients());
-        if ticks.is_multiple_of(config.hz.ceil() as u64) {
+        figures.peak_players = figures.peak_players.max(server.connected_clients());
+        if figures.ticks.is_multiple_of(config.hz.ceil() as u64) {
             for id in server.clients_id() {
                 let rate = server.bytes_sent_per_sec(id);
                 if rate.is_finite() {
-                    bandwidth_sum += rate;
-                    bandwidth_samples += 1;
+                    figures.bandwidth.0 += rate;
+                    figures.bandwidth.1 += 1;
                 }
             }
             for view in views.iter(app.world()) {
-                in_view_sum += view.len() as f64;
-                in_view_samples += 1;
+                figures.in_view.0 += view.len() as f64;
+                figures.in_view.1 += 1;
             }
         }
         next += tick;
@@ -205,6 +272,15 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
             next = now;
         }
     }
+    figures
+}
+
+/// Saves every player and the clock, finishes the log, and reports.
+fn shutdown(
+    app: &mut App,
+    config: &ServeConfig,
+    figures: TickFigures,
+) -> Result<ServeReport, String> {
     let dropped = app.world().resource::<Dropped>().messages;
     let clock = app.world().resource::<GameClock>().clone();
     crate::persist::players::save_all(app.world_mut());
@@ -213,35 +289,53 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
         .flush()
         .map_err(|e| format!("cannot save to {}: {e}", config.db.display()))?;
     let mut log = app.world_mut().resource_mut::<EventLog>();
-    log.record(&clock, Event::RunFinished { ticks });
-    log.finish()
-        .map_err(|e| format!("cannot write {}: {e}", events.display()))?;
+    log.record(
+        &clock,
+        Event::RunFinished {
+            ticks: figures.ticks,
+        },
+    );
+    log.finish().map_err(|e| {
+        format!(
+            "cannot write {}: {e}",
+            config.out.join("events.jsonl").display()
+        )
+    })?;
+    let mean = |(sum, n): (f64, u64)| sum / n.max(1) as f64;
     Ok(ServeReport {
-        ticks,
-        tick_us: TickStats::from_durations(&tick_times),
-        peak_players,
+        ticks: figures.ticks,
+        tick_us: TickStats::from_durations(&figures.tick_times),
+        peak_players: figures.peak_players,
         dropped_messages: dropped,
-        bytes_per_second_per_client: bandwidth_sum / bandwidth_samples.max(1) as f64,
-        entities_in_view: in_view_sum / in_view_samples.max(1) as f64,
+        bytes_per_second_per_client: mean(figures.bandwidth),
+        entities_in_view: mean(figures.in_view),
     })
 }
 
 /// Set by Ctrl-C or SIGTERM: the loop stops after the tick in progress.
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-fn stop_on_signal() {
-    // Only one handler per process: a second `run` in the same process reuses the first.
-    let handler = ctrlc::try_set_handler(|| {
-        eprintln!("serve: stopping (saving first)");
-        STOP.store(true, Ordering::Relaxed);
-    });
-    match handler {
-        Ok(()) => {}
-        Err(e) => eprintln!(
-            "serve: cannot catch Ctrl-C or SIGTERM ({e}); they stop the server at once, losing \
-             at most the last half second of changes"
-        ),
-    }
+/// Catches SIGINT and SIGTERM (once per process; a second `run` shares the flag). signal-hook
+/// registers whatever disposition the process inherited: a server started with `&` from a
+/// script inherits SIGINT ignored, and ctrlc, used before, refused to install there. A second
+/// signal while stopping exits at once (status 1), for a save that hangs.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            let registered =
+                signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+                    .and_then(|_| signal_hook::flag::register(signal, stop.clone()));
+            if let Err(e) = registered {
+                eprintln!(
+                    "serve: cannot catch signal {signal} ({e}); it stops the server at once, \
+                     losing at most the last half second of changes"
+                );
+            }
+        }
+        stop
+    })
+    .clone()
 }
 
 /// Renames an earlier run's log to `events-<unix ms>.jsonl`, so a restart keeps it.

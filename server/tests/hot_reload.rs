@@ -2,11 +2,13 @@
 
 mod common;
 
+use agora_server::actors::Activity;
 use agora_server::agents::hot_reload::WatchPersonas;
-use agora_server::agents::{Activity, AgentPersona, Roster};
-use agora_server::event_log::{EventLog, MemorySink};
-use agora_server::world::{ActorId, GameClock, TownMap};
-use agora_server::{WorldSetup, headless_app};
+use agora_server::agents::{AgentPersona, Roster};
+use agora_server::happenings::{EventLog, MemorySink};
+use agora_server::time::GameClock;
+use agora_server::world::{ActorId, TownMap};
+use agora_server::{ServerApp, WorldSetup};
 use agora_shared::events::Event;
 use agora_shared::persona;
 use bevy::prelude::*;
@@ -42,17 +44,18 @@ fn editing_a_persona_file_updates_the_running_agent() {
     let folder = persona::load_folder(dir.path(), &map).unwrap();
     assert!(folder.errors.is_empty(), "{:?}", folder.errors);
     let sink = MemorySink::default();
-    let mut app = headless_app(WorldSetup {
+    let mut app = ServerApp::new(WorldSetup {
         map,
         roster: Roster::new(dir.path().to_path_buf(), folder.personas, 2),
         // 07:00, one game minute per tick: Ann is at breakfast, work starts at 08:00.
         clock: GameClock::new("07:00".parse().unwrap(), 60_000),
         seed: 3,
         log: EventLog::new(sink.clone()),
-    });
-    app.insert_resource(WatchPersonas {
+    })
+    .watch_personas(WatchPersonas {
         interval: Duration::from_millis(20),
-    });
+    })
+    .build();
     app.update();
     let (before, _) = ann(&mut app);
     assert_eq!(before.persona.traits, ["kind", "curious"]);

@@ -6,10 +6,10 @@
 
 mod common;
 
-use agora_server::net::client::Client;
-use agora_server::net::keys::ServerKey;
-use agora_server::net::server::unix_now;
-use agora_server::net::tokens;
+use agora_net::client::Client;
+use agora_net::config::unix_now;
+use agora_net::keys::ServerKey;
+use agora_net::tokens;
 use agora_server::persist::{SavedPlayer, Store};
 use agora_shared::TilePos;
 use agora_shared::protocol::{ClientMessage, NetId, PROTOCOL_VERSION, ServerMessage};

@@ -7,9 +7,9 @@
 //! the agent keeps the old one.
 
 use super::{AgentPersona, Roster};
-use crate::event_log::EventLog;
+use crate::happenings::Happened;
 use crate::schedule::TickSystems;
-use crate::world::{ActorId, GameClock, TownMap};
+use crate::world::{ActorId, TownMap};
 use agora_shared::events::Event;
 use agora_shared::persona::{self, Context};
 use bevy::prelude::*;
@@ -115,8 +115,7 @@ fn apply_persona_edits(
     watcher: Res<PersonaWatcher>,
     roster: Res<Roster>,
     map: Res<TownMap>,
-    clock: Res<GameClock>,
-    mut log: ResMut<EventLog>,
+    mut happened: MessageWriter<Happened>,
     mut agents: Query<(&ActorId, &mut AgentPersona)>,
 ) {
     let Ok(changes) = watcher.changes.lock() else {
@@ -158,26 +157,20 @@ fn apply_persona_edits(
                     );
                     current.persona = persona.clone();
                     current.hash = hash.clone();
-                    log.record(
-                        &clock,
-                        Event::PersonaReloaded {
-                            agent: actor.0.clone(),
-                            persona_hash: hash.clone(),
-                        },
-                    );
+                    happened.write(Happened(Event::PersonaReloaded {
+                        agent: actor.0.clone(),
+                        persona_hash: hash.clone(),
+                    }));
                 }
             }
             Err(errors) => {
                 let error = errors.join("; ");
                 warn!("persona edit rejected, agents keep the previous version: {error}");
                 for (actor, _) in affected {
-                    log.record(
-                        &clock,
-                        Event::PersonaRejected {
-                            agent: actor.0.clone(),
-                            error: error.clone(),
-                        },
-                    );
+                    happened.write(Happened(Event::PersonaRejected {
+                        agent: actor.0.clone(),
+                        error: error.clone(),
+                    }));
                 }
             }
         }

@@ -11,7 +11,7 @@ use bevy::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use brain::{Activity, BrainKind};
+pub use brain::{BrainKind, BrainSystems};
 pub use roster::Roster;
 pub use routine::RoutineBrain;
 
@@ -34,7 +34,7 @@ pub struct AgentPersona {
 #[derive(Component, Clone, Copy, Debug, Deref)]
 pub struct AgentSeed(pub u64);
 
-/// Needs [`Roster`], [`crate::WorldSeed`] and the world's resources inserted first.
+/// Needs [`Roster`], [`crate::world::WorldSeed`] and the world's resources inserted first.
 pub fn plugin(app: &mut App) {
     app.add_plugins((
         spawn::plugin,

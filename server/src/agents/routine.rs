@@ -6,11 +6,11 @@
 //! in lockstep. The plan is a pure function of (persona, seed, time): nothing to store, and a
 //! hot-reloaded persona takes effect at the agent's next activity change.
 
-use super::{AgentPersona, AgentSeed};
-use crate::agents::Activity;
-use crate::agents::brain::BrainSystems;
+use super::{AgentPersona, AgentSeed, BrainSystems};
+use crate::actors::{Action, Activity, ActorCommand};
+use crate::time::GameClock;
 use crate::world::map::ObjectId;
-use crate::world::{Destination, GameClock, Place, Position, TownMap};
+use crate::world::{Destination, Place, Position, TownMap};
 use agora_shared::persona::Persona;
 use agora_shared::{GameTime, TilePos};
 use bevy::prelude::*;
@@ -187,6 +187,7 @@ pub fn plugin(app: &mut App) {
 
 fn follow_routine(
     mut commands: Commands,
+    mut orders: MessageWriter<ActorCommand>,
     clock: Res<GameClock>,
     map: Res<TownMap>,
     agents: Query<
@@ -210,16 +211,20 @@ fn follow_routine(
         let (tile, location) = place_slot(&map, &persona.persona, seed.0, day, &slot)
             .unwrap_or_else(|| (position.0, map.address_at(position.0)));
         let until = GameTime::from_minutes(slot.end.max(minute + 1) as u64);
-        commands.entity(entity).insert(Activity {
-            description: slot.description,
-            emoji: slot.emoji,
-            location: location.clone(),
+        commands.entity(entity).insert(Activity::doing(
+            slot.description,
+            slot.emoji,
+            location.clone(),
             until,
-        });
+        ));
         if destination.is_none_or(|d| d.tile != tile) {
-            commands
-                .entity(entity)
-                .insert(Destination { tile, location });
+            orders.write(ActorCommand {
+                actor: entity,
+                action: Action::MoveTo {
+                    tile,
+                    place: Some(location),
+                },
+            });
         }
     }
 }

@@ -1,9 +1,8 @@
 //! Making agents from the roster when the world starts.
 
-use super::{Agent, AgentPersona, AgentSeed, Roster, RoutineBrain};
-use crate::WorldSeed;
-use crate::event_log::EventLog;
-use crate::world::{ActorId, GameClock, Position, TownMap};
+use super::{Agent, AgentPersona, AgentSeed, BrainKind, Roster, RoutineBrain};
+use crate::happenings::Happened;
+use crate::world::{ActorId, Position, TownMap, WorldSeed};
 use agora_shared::events::Event;
 use bevy::prelude::*;
 
@@ -24,8 +23,8 @@ fn spawn_agents(
     roster: Res<Roster>,
     map: Res<TownMap>,
     seed: Res<WorldSeed>,
-    clock: Res<GameClock>,
-    mut log: ResMut<EventLog>,
+    brain: Res<BrainKind>,
+    mut happened: MessageWriter<Happened>,
 ) {
     for i in 0..roster.agents {
         let Some((entry, id)) = roster.agent(i) else {
@@ -42,17 +41,14 @@ fn spawn_agents(
             continue;
         };
         let tile = map.objects[bed].tile;
-        log.record(
-            &clock,
-            Event::AgentSpawned {
-                agent: id.clone(),
-                name: persona.name.clone(),
-                persona_hash: entry.hash.clone(),
-                tile,
-                home: persona.home.clone(),
-            },
-        );
-        commands.spawn((
+        happened.write(Happened(Event::AgentSpawned {
+            agent: id.clone(),
+            name: persona.name.clone(),
+            persona_hash: entry.hash.clone(),
+            tile,
+            home: persona.home.clone(),
+        }));
+        let mut agent = commands.spawn((
             Agent,
             Name::new(persona.name.clone()),
             AgentSeed(seed.0 ^ stable_hash(&id)),
@@ -63,7 +59,9 @@ fn spawn_agents(
                 file: entry.file.clone(),
             },
             Position(tile),
-            RoutineBrain,
         ));
+        match *brain {
+            BrainKind::Routine => agent.insert(RoutineBrain),
+        };
     }
 }

@@ -1,29 +1,23 @@
-//! Players' messages, decoded and checked against the world before anything changes. A
-//! player acts only through its own avatar (the connection's client id picks it), within a
-//! message rate; malformed or unexpected messages are dropped and counted, and a client that
-//! keeps breaking the rules is disconnected.
+//! Players' messages, decoded and turned into the same [`ActorCommand`]s agents' brains issue:
+//! `net/` holds no gameplay. A player acts only through its own avatar (the connection's client
+//! id picks it), within a message rate; malformed or unexpected messages are dropped and
+//! counted, commands the world's rules refuse come back as `Refused`, and a client that keeps
+//! breaking the rules is disconnected.
 
-use super::replication::{Net, Team, View};
-use super::server::{Avatars, Dropped, Joined, Player};
-use crate::agents::Agent;
-use crate::agents::brain::Activity;
-use crate::event_log::EventLog;
-use crate::world::{ActorId, Destination, GameClock, Occupancy, Place, Position, TownMap};
-use agora_shared::events::Event;
+use super::replication::{Net, View};
+use super::server::{Avatars, Dropped, Joined};
+use crate::actors::{Action, ActorCommand, Player, Refused};
+use crate::schedule::TickSystems;
+use crate::time::GameClock;
+use crate::world::{ActorId, TownMap};
 use agora_shared::protocol::{
-    Channel, ClientMessage, MAX_NAME_CHARS, MAX_SAY_CHARS, PROTOCOL_VERSION, ServerMessage, decode,
-    encode,
+    Channel, ClientMessage, PROTOCOL_VERSION, ServerMessage, decode, encode,
 };
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
-use bevy_renet::renet::ClientId;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 
-/// Tiles (Chebyshev) within which speech is heard.
-pub const EARSHOT: u16 = 4;
-/// Shown beside a player who is using an object.
-pub const INTERACT_EMOJI: &str = "\u{270b}";
 /// Messages a client may send per second before they are refused.
 pub const MESSAGES_PER_SECOND: u32 = 20;
 /// Refusals (rate or rule) after which a client is disconnected.
@@ -61,48 +55,33 @@ impl Budget {
 pub fn plugin(app: &mut App) {
     app.add_systems(
         Update,
-        handle_messages
-            .in_set(crate::TickSystems::Input)
+        (
+            decode_messages.in_set(TickSystems::Input),
+            answer_refusals.in_set(TickSystems::Record),
+        )
             .run_if(resource_exists::<RenetServer>),
     );
 }
 
-fn handle_messages(
+/// Reads each client's messages (at most [`MESSAGES_PER_TICK`]) and turns them into commands
+/// for its avatar.
+fn decode_messages(
     mut commands: Commands,
     mut server: ResMut<RenetServer>,
     mut dropped: ResMut<Dropped>,
-    mut log: ResMut<EventLog>,
+    mut orders: MessageWriter<ActorCommand>,
     avatars: Res<Avatars>,
     map: Res<TownMap>,
     clock: Res<GameClock>,
-    occupancy: Res<Occupancy>,
-    mut players: Query<(
-        &ActorId,
-        &Position,
-        &Net,
-        Option<&Activity>,
-        Option<&Team>,
-        Has<Joined>,
-        &mut Budget,
-    )>,
-    listeners: Query<&ActorId, With<Agent>>,
-    joined: Query<(&Player, &View), With<Joined>>,
+    mut players: Query<(&ActorId, &Net, Has<Joined>, &mut Budget)>,
 ) {
     for client_id in server.clients_id() {
         let Some(&entity) = avatars.0.get(&client_id) else {
             continue;
         };
-        let Ok((actor, position, net, activity, team, mut is_joined, mut budget)) =
-            players.get_mut(entity)
-        else {
+        let Ok((actor, net, mut is_joined, mut budget)) = players.get_mut(entity) else {
             continue;
         };
-        // What this tick's earlier messages made of the player (their inserts apply later):
-        // the object in use, and the team. Repeating either changes nothing and sends nothing.
-        let mut using: Option<String> = activity
-            .filter(|a| !a.description.is_empty())
-            .map(|a| a.location.clone());
-        let mut in_team: Option<String> = team.and_then(|t| t.0.clone());
         if server.bytes_received_per_sec(client_id) > MAX_CLIENT_BYTES_PER_SECOND {
             warn!("{}: sending too much; disconnecting", actor.0);
             server.disconnect(client_id);
@@ -137,7 +116,7 @@ fn handle_messages(
                 strikes += 1;
                 continue;
             }
-            match (message, is_joined) {
+            let action = match (message, is_joined) {
                 (ClientMessage::Hello { version }, false) => {
                     if version != PROTOCOL_VERSION {
                         replies.push(ServerMessage::Outdated {
@@ -159,101 +138,23 @@ fn handle_messages(
                     // Replication sends what is in view, this player included.
                     commands.entity(entity).insert((Joined, View::default()));
                     is_joined = true;
+                    continue;
                 }
                 (_, false) | (ClientMessage::Hello { .. }, true) => {
                     dropped.messages += 1;
                     strikes += 1;
+                    continue;
                 }
-                (ClientMessage::MoveTo { tile }, true) => {
-                    if map.is_walkable(tile) {
-                        commands.entity(entity).insert(Destination {
-                            tile,
-                            location: map.address_at(tile),
-                        });
-                        // Walking away ends whatever the player was using.
-                        if using.take().is_some() {
-                            commands.entity(entity).insert(Activity {
-                                description: String::new(),
-                                emoji: String::new(),
-                                location: String::new(),
-                                until: clock.now,
-                            });
-                        }
-                    } else {
-                        strikes += 1;
-                        replies.push(ServerMessage::Refused {
-                            reason: format!("tile {tile} is not walkable"),
-                        });
-                    }
-                }
-                (ClientMessage::Say { text }, true) => match clean_text(&text, MAX_SAY_CHARS) {
-                    Some(text) => {
-                        say(
-                            &mut server,
-                            &mut log,
-                            &clock,
-                            &occupancy,
-                            &listeners,
-                            &joined,
-                            (entity, actor, net, position),
-                            text,
-                        );
-                    }
-                    None => {
-                        strikes += 1;
-                        replies.push(ServerMessage::Refused {
-                            reason: format!("say 1 to {MAX_SAY_CHARS} characters"),
-                        });
-                    }
-                },
-                (ClientMessage::JoinTeam { team }, true) => match clean_text(&team, MAX_NAME_CHARS)
-                {
-                    Some(team) => {
-                        if in_team.as_ref() != Some(&team) {
-                            commands.entity(entity).insert(Team(Some(team.clone())));
-                            in_team = Some(team);
-                        }
-                    }
-                    None => {
-                        strikes += 1;
-                        replies.push(ServerMessage::Refused {
-                            reason: format!("team names are 1 to {MAX_NAME_CHARS} characters"),
-                        });
-                    }
-                },
-                (ClientMessage::LeaveTeam, true) => {
-                    if in_team.take().is_some() {
-                        commands.entity(entity).insert(Team(None));
-                    }
-                }
-                (ClientMessage::Interact { object }, true) => {
-                    let found = map
-                        .arena_at(position.0)
-                        .and_then(|arena| map.find_object(Place::Arena(arena), &object));
-                    match found {
-                        // Using an object is the player's activity until it walks away: others
-                        // in view see it, and the event log records it with the object's address.
-                        Some(found) => {
-                            let address = map.object_address(found);
-                            if using.as_ref() != Some(&address) {
-                                commands.entity(entity).insert(Activity {
-                                    description: format!("using the {object}"),
-                                    emoji: INTERACT_EMOJI.into(),
-                                    location: address.clone(),
-                                    until: clock.now,
-                                });
-                                using = Some(address);
-                            }
-                        }
-                        None => {
-                            strikes += 1;
-                            replies.push(ServerMessage::Refused {
-                                reason: format!("there is no {object:?} here"),
-                            });
-                        }
-                    }
-                }
-            }
+                (ClientMessage::MoveTo { tile }, true) => Action::MoveTo { tile, place: None },
+                (ClientMessage::Say { text }, true) => Action::Say(text),
+                (ClientMessage::Interact { object }, true) => Action::Use(object),
+                (ClientMessage::JoinTeam { team }, true) => Action::JoinTeam(team),
+                (ClientMessage::LeaveTeam, true) => Action::LeaveTeam,
+            };
+            orders.write(ActorCommand {
+                actor: entity,
+                action,
+            });
         }
         budget.strikes += strikes;
         for reply in replies {
@@ -266,58 +167,25 @@ fn handle_messages(
     }
 }
 
-/// Trimmed, control characters removed, 1..=max characters; else `None`.
-fn clean_text(text: &str, max: usize) -> Option<String> {
-    let cleaned: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let count = cleaned.chars().count();
-    (1..=max).contains(&count).then_some(cleaned)
-}
-
-/// Speech: to every joined player in earshot who has the speaker in view (so no client hears
-/// from an id it was never shown), and into the log as heard by each agent there.
-fn say(
-    server: &mut RenetServer,
-    log: &mut EventLog,
-    clock: &GameClock,
-    occupancy: &Occupancy,
-    listeners: &Query<&ActorId, With<Agent>>,
-    joined: &Query<(&Player, &View), With<Joined>>,
-    (speaker_entity, speaker, net, position): (Entity, &ActorId, &Net, &Position),
-    text: String,
+/// A player whose command the rules refused is told why, and it counts as a strike.
+fn answer_refusals(
+    mut server: ResMut<RenetServer>,
+    mut refused: MessageReader<Refused>,
+    mut players: Query<(&Player, &ActorId, &mut Budget)>,
 ) {
-    log.record(
-        clock,
-        Event::Said {
-            speaker: speaker.0.clone(),
-            text: text.clone(),
-            tile: position.0,
-        },
-    );
-    let mut heard_by: Vec<ClientId> = Vec::new();
-    for entity in occupancy.within(position.0, EARSHOT) {
-        if let Ok(agent) = listeners.get(entity) {
-            log.record(
-                clock,
-                Event::Heard {
-                    agent: agent.0.clone(),
-                    speaker: speaker.0.clone(),
-                    text: text.clone(),
-                },
-            );
+    for Refused { actor, reason } in refused.read() {
+        let Ok((player, id, mut budget)) = players.get_mut(*actor) else {
+            continue; // An agent's, or a player gone since.
+        };
+        let reply = ServerMessage::Refused {
+            reason: reason.clone(),
+        };
+        server.send_message(player.client_id, Channel::Reliable, encode(&reply));
+        budget.strikes += 1;
+        if budget.strikes == STRIKES_TO_DISCONNECT {
+            warn!("{}: too many refused messages; disconnecting", id.0);
+            server.disconnect(player.client_id);
         }
-        if let Ok((player, view)) = joined.get(entity)
-            && view.sees(speaker_entity)
-        {
-            heard_by.push(player.client_id);
-        }
-    }
-    let message = encode(&ServerMessage::Said { id: net.0, text });
-    for client_id in heard_by {
-        server.send_message(client_id, Channel::Reliable, message.clone());
     }
 }
 
@@ -339,13 +207,5 @@ mod tests {
             (1..=MESSAGES_PER_SECOND as usize).contains(&refilled),
             "{refilled}"
         );
-    }
-
-    #[test]
-    fn text_is_trimmed_cleaned_and_bounded() {
-        assert_eq!(clean_text("  hi\tthere\n ", 10), Some("hi there".into()));
-        assert_eq!(clean_text("   ", 10), None);
-        assert_eq!(clean_text(&"x".repeat(11), 10), None);
-        assert_eq!(clean_text(&"é".repeat(10), 10), Some("é".repeat(10)));
     }
 }

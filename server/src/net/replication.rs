@@ -9,11 +9,13 @@
 //! radius and left only past a larger one, so someone pacing along the edge is not spawned and
 //! despawned every step.
 
-use super::server::{Joined, Player};
+use super::server::Joined;
 use crate::TickSystems;
+use crate::actors::{Activity, Player, Team};
 use crate::agents::Agent;
-use crate::agents::brain::Activity;
-use crate::world::{GameClock, Position};
+use crate::happenings::Heard;
+use crate::time::GameClock;
+use crate::world::Position;
 use agora_shared::TilePos;
 use agora_shared::protocol::{Channel, EntityKind, NetId, ServerMessage, encode};
 use bevy::ecs::entity::{EntityHashMap, EntityHashSet};
@@ -74,10 +76,6 @@ impl NetIds {
     }
 }
 
-/// A player's team, if any.
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Team(pub Option<String>);
-
 /// What a joined player's client has been told exists: entity and wire id.
 #[derive(Component, Default, Debug)]
 pub struct View(EntityHashMap<NetId>);
@@ -120,7 +118,8 @@ pub fn plugin(app: &mut App) {
             (
                 name_agents.before(TickSystems::Record),
                 update_views.in_set(ReplicationSystems::Views),
-                (send_positions, send_activities, send_teams).in_set(ReplicationSystems::Changes),
+                (send_positions, send_activities, send_teams, send_speech)
+                    .in_set(ReplicationSystems::Changes),
             ),
         );
 }
@@ -272,6 +271,35 @@ fn send_activities(
     }
 }
 
+/// What a joined player hears, from a speaker in its view (no client hears from an id it was
+/// never shown), the speaker's own line included.
+fn send_speech(
+    mut server: ResMut<RenetServer>,
+    mut heard: MessageReader<Heard>,
+    listeners: Query<(&Player, &View), With<Joined>>,
+    speakers: Query<&Net>,
+) {
+    for Heard {
+        listener,
+        speaker,
+        text,
+    } in heard.read()
+    {
+        let Ok((player, view)) = listeners.get(*listener) else {
+            continue;
+        };
+        if let Ok(net) = speakers.get(*speaker)
+            && view.sees(*speaker)
+        {
+            let message = ServerMessage::Said {
+                id: net.0,
+                text: text.clone(),
+            };
+            server.send_message(player.client_id, Channel::Reliable, encode(&message));
+        }
+    }
+}
+
 fn send_teams(
     mut server: ResMut<RenetServer>,
     changed: Query<(Entity, &Net, &Team), Changed<Team>>,
@@ -289,7 +317,7 @@ fn send_teams(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::server::connection_config;
+    use agora_net::config::connection_config;
     use agora_shared::GameTime;
     use agora_shared::protocol::decode;
     use bevy_renet::renet::RenetClient;
@@ -332,6 +360,7 @@ mod tests {
         app.add_plugins(MinimalPlugins)
             .insert_resource(server)
             .insert_resource(GameClock::new(GameTime(0), 1_000))
+            .add_message::<Heard>()
             .add_plugins(plugin);
         let mut client = RenetClient::new(connection_config());
         let viewer = player(&mut app, VIEWER, 1, TilePos::new(10, 10));

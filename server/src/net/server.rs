@@ -4,50 +4,27 @@
 //! (the client id in the token) brings the avatar back where it stood.
 
 use super::actions::{Budget, STRIKES_TO_DISCONNECT};
-use super::keys::ServerKey;
-use super::replication::{Net, NetIds, Team};
-use super::tokens;
-use crate::event_log::EventLog;
-use crate::world::{ActorId, GameClock, Position, TownMap};
+use super::replication::{Net, NetIds};
+use crate::actors::{Away, AwayPlayers, Player, Team};
+use crate::happenings::Happened;
+use crate::world::{ActorId, Position, TownMap};
+use agora_net::config::{connection_config, unix_now};
+use agora_net::keys::ServerKey;
+use agora_net::tokens;
 use agora_shared::TilePos;
 use agora_shared::events::Event;
-use agora_shared::protocol::{Channel, MAX_MESSAGE_BYTES, NETCODE_PROTOCOL_ID};
+use agora_shared::protocol::NETCODE_PROTOCOL_ID;
 use bevy::prelude::*;
 use bevy_renet::netcode::{
     NetcodeServerPlugin, NetcodeServerTransport, ServerAuthentication, ServerConfig,
 };
-use bevy_renet::renet::{ChannelConfig, ClientId, ConnectionConfig, SendType, ServerEvent};
+use bevy_renet::renet::{ClientId, ServerEvent};
 use bevy_renet::{RenetServer, RenetServerEvent, RenetServerPlugin};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most players connected at once.
 pub const MAX_CLIENTS: usize = 128;
-
-/// A player's avatar.
-#[derive(Component, Clone, Debug)]
-pub struct Player {
-    pub client_id: ClientId,
-    pub name: String,
-}
-
-/// A player who is not connected: where its avatar stood, its team, its record of refused
-/// messages. Its avatar is out of the world until it comes back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Away {
-    pub name: String,
-    pub tile: TilePos,
-    pub team: Option<String>,
-    pub strikes: u32,
-    /// Its wire id, if it was in the world during this run: it keeps it.
-    pub net: Option<Net>,
-}
-
-/// Players not connected now, by client id: those who left during this run, and those a
-/// database remembered at startup.
-#[derive(Resource, Default, Debug)]
-pub struct AwayPlayers(pub HashMap<ClientId, Away>);
 
 /// The player said hello in the right protocol version and receives the world.
 #[derive(Component, Debug)]
@@ -65,36 +42,6 @@ pub struct SpawnTile(pub TilePos);
 #[derive(Resource, Default, Debug)]
 pub struct Dropped {
     pub messages: u64,
-}
-
-/// Both channels, the same on both sides (clients use [`connection_config`] too).
-pub fn connection_config() -> ConnectionConfig {
-    let channels = vec![
-        ChannelConfig {
-            channel_id: Channel::Reliable.into(),
-            max_memory_usage_bytes: 64 * MAX_MESSAGE_BYTES,
-            send_type: SendType::ReliableOrdered {
-                resend_time: Duration::from_millis(200),
-            },
-        },
-        ChannelConfig {
-            channel_id: Channel::Unreliable.into(),
-            max_memory_usage_bytes: 16 * MAX_MESSAGE_BYTES,
-            send_type: SendType::Unreliable,
-        },
-    ];
-    ConnectionConfig {
-        available_bytes_per_tick: 60_000,
-        server_channels_config: channels.clone(),
-        client_channels_config: channels,
-    }
-}
-
-/// Unix time, as netcode wants it.
-pub fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 /// Opens the UDP socket and starts netcode in secure mode. `public` is the address written in
@@ -167,8 +114,7 @@ fn on_server_event(
     mut ids: ResMut<NetIds>,
     map: Res<TownMap>,
     spawn: Res<SpawnTile>,
-    clock: Res<GameClock>,
-    mut log: ResMut<EventLog>,
+    mut happened: MessageWriter<Happened>,
     players: Query<(&Player, &ActorId, &Position, &Team, &Budget, &Net)>,
 ) {
     match **event {
@@ -219,20 +165,18 @@ fn on_server_event(
             let net = returning
                 .as_ref()
                 .and_then(|a| a.net)
+                .map(Net)
                 .unwrap_or_else(|| ids.issue());
             let team = Team(returning.and_then(|a| a.team));
             let entity = commands
                 .spawn((avatar(client_id, &name, tile, team, net), budget))
                 .id();
             avatars.0.insert(client_id, entity);
-            log.record(
-                &clock,
-                Event::PlayerJoined {
-                    player: format!("player:{name}"),
-                    name,
-                    tile,
-                },
-            );
+            happened.write(Happened(Event::PlayerJoined {
+                player: format!("player:{name}"),
+                name,
+                tile,
+            }));
         }
         ServerEvent::ClientDisconnected { client_id, .. } => {
             let Some(entity) = avatars.0.remove(&client_id) else {
@@ -253,15 +197,12 @@ fn on_server_event(
                     tile: position.0,
                     team: team.0.clone(),
                     strikes: budget.strikes,
-                    net: Some(*net),
+                    net: Some(net.0),
                 },
             );
-            log.record(
-                &clock,
-                Event::PlayerLeft {
-                    player: actor.0.clone(),
-                },
-            );
+            happened.write(Happened(Event::PlayerLeft {
+                player: actor.0.clone(),
+            }));
             commands.entity(entity).despawn();
         }
     }

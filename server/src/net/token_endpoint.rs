@@ -3,9 +3,9 @@
 //! token to whoever asks, so it listens on loopback by default; a public deployment puts its
 //! account check in front of it. Runs on tokio, on its own thread, never in a tick.
 
-use super::keys::ServerKey;
-use super::server::unix_now;
-use super::tokens;
+use agora_net::config::unix_now;
+use agora_net::keys::ServerKey;
+use agora_net::tokens;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -140,42 +140,6 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Fetches a token for `player` from an endpoint at `url` (e.g. `http://127.0.0.1:5001`).
-pub fn fetch(url: &str, player: &str) -> Result<Vec<u8>, String> {
-    let encoded: String = player
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let address = format!("{}/token?player={encoded}", url.trim_end_matches('/'));
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build(),
-    );
-    let mut reply = agent
-        .get(&address)
-        .call()
-        .map_err(|e| format!("{address}: {e}"))?;
-    let status = reply.status().as_u16();
-    let body = reply
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .read_to_vec()
-        .map_err(|e| format!("{address}: {e}"))?;
-    if status != 200 {
-        return Err(format!(
-            "{address}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    Ok(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,10 +157,10 @@ mod tests {
         )
         .unwrap();
         let url = format!("http://{}", endpoint.addr);
-        let bytes = fetch(&url, "Ada Lovelace").unwrap();
+        let bytes = agora_net::fetch::token(&url, "Ada Lovelace").unwrap();
         let token = ConnectToken::read(&mut bytes.as_slice()).unwrap();
         assert_eq!(token.client_id, tokens::client_id("Ada Lovelace"));
-        let err = fetch(&url, "<script>").unwrap_err();
+        let err = agora_net::fetch::token(&url, "<script>").unwrap_err();
         assert!(
             err.contains("HTTP 400") && err.contains("player name"),
             "{err}"

@@ -5,10 +5,10 @@
 use super::store::{SavedPlayer, Write};
 use super::writer::Persistence;
 use crate::TickSystems;
-use crate::net::replication::Team;
-use crate::net::server::{Away, AwayPlayers, Player};
-use crate::net::tokens;
-use crate::world::{GameClock, Position};
+use crate::actors::{Away, AwayPlayers, Player, Team};
+use crate::time::GameClock;
+use crate::world::Position;
+use agora_net::tokens;
 use bevy::prelude::*;
 
 /// The players a database remembers, as the server's [`AwayPlayers`]. A row whose client id

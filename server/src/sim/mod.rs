@@ -14,10 +14,11 @@ pub use summary::{SimSummary, TickStats};
 
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
-use crate::event_log::{EventLog, JsonlFileSink};
-use crate::llm::worker::LlmWorkers;
-use crate::world::{GameClock, MapError, TownMap};
-use crate::{WorldSetup, headless_app};
+use crate::cognition::model_queue::ModelWorkers;
+use crate::happenings::{EventLog, JsonlFileSink};
+use crate::time::GameClock;
+use crate::world::{MapError, TownMap};
+use crate::{ServerApp, WorldSetup};
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use agora_shared::persona::{self, PersonaError};
@@ -125,18 +126,18 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         .collect();
     let map_name = map.world.clone();
 
-    let mut app = headless_app(WorldSetup {
+    let mut app = ServerApp::new(WorldSetup {
         map,
         roster,
         clock,
         seed: config.seed,
         log,
-    });
+    })
+    .brain(config.brain);
     if config.watch {
-        app.insert_resource(WatchPersonas::default());
+        app = app.watch_personas(WatchPersonas::default());
     }
-    app.finish();
-    app.cleanup();
+    let mut app = app.build();
 
     let game_ms = (config.hours * 3_600_000.0).round() as u64;
     let ticks = game_ms.div_ceil(config.tick_ms.max(1));
@@ -154,8 +155,8 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
 
     let world = app.world_mut();
     let llm = world
-        .get_resource::<LlmWorkers>()
-        .map(LlmWorkers::metrics_summary)
+        .get_resource::<ModelWorkers>()
+        .map(|workers| workers.metrics_summary())
         .unwrap_or_default();
     let clock = world.resource::<GameClock>().clone();
     let mut log = world.resource_mut::<EventLog>();

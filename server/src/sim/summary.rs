@@ -1,6 +1,6 @@
 use super::SimConfig;
-use crate::event_log::LogStats;
-use crate::llm::worker::PurposeStats;
+use crate::happenings::LogStats;
+use agora_llm::worker::PurposeStats;
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,5 @@
-//! Space and time: the town map, the game clock, pathfinding, walking and who stands where.
+//! Space: the town map and its location tree, pathfinding, walking and who stands where.
 
-pub mod clock;
 pub mod map;
 pub mod movement;
 pub mod occupancy;
@@ -9,7 +8,6 @@ pub mod tiled;
 
 use bevy::prelude::*;
 
-pub use clock::{DayPhase, GameClock};
 pub use map::{MapError, Place, TownMap};
 pub use movement::{Destination, Position, WalkSpeed, Walking};
 pub use occupancy::Occupancy;
@@ -18,7 +16,11 @@ pub use occupancy::Occupancy;
 #[derive(Component, Clone, Debug, PartialEq, Eq, Hash, Deref)]
 pub struct ActorId(pub String);
 
-/// Needs a [`TownMap`] and a [`GameClock`] resource inserted before it runs.
+/// The seed of a run: every random choice in the world derives from it.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq, Deref)]
+pub struct WorldSeed(pub u64);
+
+/// Needs a [`TownMap`] resource inserted before it runs.
 pub fn plugin(app: &mut App) {
-    app.add_plugins((clock::plugin, movement::plugin, occupancy::plugin));
+    app.add_plugins((movement::plugin, occupancy::plugin));
 }

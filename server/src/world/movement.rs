@@ -1,9 +1,10 @@
 //! Walking: an entity with a [`Destination`] walks there along an A* path at walking speed.
 
 use super::path::PathCache;
-use super::{ActorId, GameClock, Occupancy, TownMap};
-use crate::event_log::EventLog;
+use super::{ActorId, Occupancy, TownMap};
+use crate::happenings::Happened;
 use crate::schedule::TickSystems;
+use crate::time::GameClock;
 use agora_shared::TilePos;
 use agora_shared::events::Event;
 use bevy::prelude::*;
@@ -64,15 +65,14 @@ pub fn plugin(app: &mut App) {
 fn plan_routes(
     mut commands: Commands,
     map: Res<TownMap>,
-    clock: Res<GameClock>,
     mut cache: ResMut<PathCache>,
-    mut log: ResMut<EventLog>,
+    mut happened: MessageWriter<Happened>,
     movers: Query<(Entity, &ActorId, &Position, &Destination), Changed<Destination>>,
 ) {
     for (entity, actor, position, destination) in &movers {
         if position.0 == destination.tile {
             commands.entity(entity).remove::<Walking>();
-            log.record(&clock, arrive(actor, destination));
+            happened.write(arrive(actor, destination));
             continue;
         }
         match cache.route(&map, position.0, destination.tile) {
@@ -100,7 +100,7 @@ fn walk(
     clock: Res<GameClock>,
     speed: Res<WalkSpeed>,
     mut occupancy: ResMut<Occupancy>,
-    mut log: ResMut<EventLog>,
+    mut happened: MessageWriter<Happened>,
     mut walkers: Query<(Entity, &ActorId, &mut Position, &mut Walking, &Destination)>,
 ) {
     let per_tick = (speed.tiles_per_second * clock.ms_per_tick as f64).round() as u64;
@@ -116,33 +116,30 @@ fn walk(
         walking.next += steps;
         position.0 = to;
         occupancy.relocate(entity, from, to);
-        log.record(
-            &clock,
-            Event::Move {
-                agent: actor.0.clone(),
-                from,
-                to,
-            },
-        );
+        happened.write(Happened(Event::Move {
+            agent: actor.0.clone(),
+            from,
+            to,
+        }));
         if walking.remaining().is_empty() {
             commands.entity(entity).remove::<Walking>();
-            log.record(&clock, arrive(actor, destination));
+            happened.write(arrive(actor, destination));
         }
     }
 }
 
-fn arrive(actor: &ActorId, destination: &Destination) -> Event {
-    Event::Arrive {
+fn arrive(actor: &ActorId, destination: &Destination) -> Happened {
+    Happened(Event::Arrive {
         agent: actor.0.clone(),
         location: destination.location.clone(),
         tile: destination.tile,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_log::MemorySink;
+    use crate::happenings::{EventLog, MemorySink};
     use bevy::state::app::StatesPlugin;
 
     /// The world plugins without agents: a map, a clock, a memory log.
@@ -156,7 +153,8 @@ mod tests {
             .insert_resource(EventLog::new(sink.clone()))
             .add_plugins((
                 crate::schedule::plugin,
-                crate::event_log::plugin,
+                crate::time::plugin,
+                crate::happenings::plugin,
                 crate::world::plugin,
             ));
         (app, sink)
@@ -233,10 +231,8 @@ mod tests {
             app.update();
         }
         assert_eq!(
-            *app.world()
-                .resource::<State<crate::world::DayPhase>>()
-                .get(),
-            crate::world::DayPhase::Morning
+            *app.world().resource::<State<crate::time::DayPhase>>().get(),
+            crate::time::DayPhase::Morning
         );
         let phases: Vec<String> = sink
             .snapshot()

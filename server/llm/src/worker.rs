@@ -1,0 +1,604 @@
+//! Model calls off the caller's thread: a bounded priority queue feeding worker threads, and a
+//! channel of results that the caller drains when it likes (the game server, once a tick). A
+//! full queue, a slow or a failing backend gives the caller an error to handle (an agent keeps
+//! its current plan); neither `submit` nor `drain` ever waits for a model.
+//!
+//! Each job carries a tag of the caller's type `T` (the game server: the agent's entity), handed
+//! back with its result.
+
+use super::{
+    Embeddings, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores,
+    TextEmbedder, Usage,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a call is for: metrics are kept per purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    Plan,
+    Converse,
+    Reflect,
+    Importance,
+    Decide,
+    /// Embedding memories for retrieval.
+    Memory,
+    Other,
+}
+
+impl Purpose {
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Plan => "plan",
+            Purpose::Converse => "converse",
+            Purpose::Reflect => "reflect",
+            Purpose::Importance => "importance",
+            Purpose::Decide => "decide",
+            Purpose::Memory => "memory",
+            Purpose::Other => "other",
+        }
+    }
+}
+
+/// Queue order: all `High` jobs before any `Normal`, and so on; FIFO within a level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    High = 0,
+    Normal = 1,
+    Low = 2,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobRequest {
+    Generate(GenerateRequest),
+    Score(ScoreRequest),
+    /// Needs an embedder: [`WorkerPool::start_with_embedder`].
+    Embed(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutput {
+    Generated(Generation),
+    Scored(Scores),
+    Embedded(Embeddings),
+}
+
+impl JobOutput {
+    fn usage(&self) -> Usage {
+        match self {
+            JobOutput::Generated(g) => g.usage,
+            JobOutput::Scored(s) => s.usage,
+            JobOutput::Embedded(e) => e.usage,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+/// A finished call.
+#[derive(Clone, Debug)]
+pub struct JobResult<T> {
+    pub id: JobId,
+    /// Who asked (the tag given to [`WorkerPool::submit`]), so the asker can pick it up.
+    pub requester: Option<T>,
+    pub purpose: Purpose,
+    pub output: Result<JobOutput, LlmError>,
+    pub queue_wait: Duration,
+}
+
+struct Job<T> {
+    id: JobId,
+    requester: Option<T>,
+    purpose: Purpose,
+    request: JobRequest,
+    submitted: Instant,
+}
+
+struct Queue<T> {
+    levels: [VecDeque<Job<T>>; 3],
+    closed: bool,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Self {
+            levels: Default::default(),
+            closed: false,
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    fn len(&self) -> usize {
+        self.levels.iter().map(VecDeque::len).sum()
+    }
+}
+
+/// The worker pool; dropping it stops the workers after their current call.
+pub struct WorkerPool<T = ()> {
+    queue: Arc<(Mutex<Queue<T>>, Condvar)>,
+    results: Mutex<Receiver<JobResult<T>>>,
+    capacity: usize,
+    next_id: AtomicU64,
+    in_flight: Arc<AtomicU64>,
+    pub metrics: Arc<Mutex<LlmMetrics>>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl<T: Send + 'static> WorkerPool<T> {
+    /// Starts `workers` threads serving `model`, with room for `capacity` queued jobs.
+    pub fn start(model: Arc<dyn LanguageModel>, workers: usize, capacity: usize) -> Self {
+        Self::start_with_embedder(model, None, workers, capacity)
+    }
+
+    /// As [`Self::start`], and serving [`JobRequest::Embed`] with `embedder`.
+    pub fn start_with_embedder(
+        model: Arc<dyn LanguageModel>,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+        workers: usize,
+        capacity: usize,
+    ) -> Self {
+        let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let (sender, receiver) = channel();
+        let metrics = Arc::new(Mutex::new(LlmMetrics::default()));
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        for n in 0..workers.max(1) {
+            let (queue, sender, model, embedder, metrics, in_flight) = (
+                queue.clone(),
+                sender.clone(),
+                model.clone(),
+                embedder.clone(),
+                metrics.clone(),
+                in_flight.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("llm-worker-{n}"))
+                .spawn(move || {
+                    let backends = (model.as_ref(), embedder.as_deref());
+                    serve(&queue, &sender, backends, &metrics, &in_flight)
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start model worker {n}: {e}");
+            }
+        }
+        Self {
+            queue,
+            results: Mutex::new(receiver),
+            capacity,
+            next_id: AtomicU64::new(1),
+            in_flight,
+            metrics,
+            stopped,
+        }
+    }
+}
+
+impl<T> WorkerPool<T> {
+    /// Queues a call. Fails at once if the queue is full or the pool is stopped.
+    pub fn submit(
+        &self,
+        requester: Option<T>,
+        purpose: Purpose,
+        priority: Priority,
+        request: JobRequest,
+    ) -> Result<JobId, LlmError> {
+        let (lock, ready) = &*self.queue;
+        let mut queue = lock
+            .lock()
+            .map_err(|_| LlmError::Unavailable("model queue poisoned".into()))?;
+        if queue.closed || self.stopped.load(Ordering::Relaxed) {
+            return Err(LlmError::Unavailable("model workers are stopped".into()));
+        }
+        if queue.len() >= self.capacity {
+            if let Ok(mut m) = self.metrics.lock() {
+                m.entry(purpose).rejected += 1;
+            }
+            return Err(LlmError::Unavailable(format!(
+                "model queue full ({} jobs)",
+                self.capacity
+            )));
+        }
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        queue.levels[priority as usize].push_back(Job {
+            id,
+            requester,
+            purpose,
+            request,
+            submitted: Instant::now(),
+        });
+        ready.notify_one();
+        Ok(id)
+    }
+
+    /// Results that have arrived since the last call; never waits.
+    pub fn drain(&self) -> Vec<JobResult<T>> {
+        self.results
+            .lock()
+            .map(|r| r.try_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Calls so far by purpose, as `sim`'s summary reports them.
+    pub fn metrics_summary(&self) -> BTreeMap<&'static str, PurposeStats> {
+        self.metrics.lock().map(|m| m.summary()).unwrap_or_default()
+    }
+
+    /// Jobs waiting plus jobs running.
+    pub fn pending(&self) -> usize {
+        let queued = self.queue.0.lock().map(|q| q.len()).unwrap_or(0);
+        queued + self.in_flight.load(Ordering::Relaxed) as usize
+    }
+
+    /// Stops taking jobs; workers finish their current call and exit.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        if let Ok(mut q) = self.queue.0.lock() {
+            q.closed = true;
+        }
+        self.queue.1.notify_all();
+    }
+}
+
+impl<T> Drop for WorkerPool<T> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve<T>(
+    queue: &(Mutex<Queue<T>>, Condvar),
+    sender: &Sender<JobResult<T>>,
+    (model, embedder): (&dyn LanguageModel, Option<&dyn TextEmbedder>),
+    metrics: &Mutex<LlmMetrics>,
+    in_flight: &AtomicU64,
+) {
+    loop {
+        let job = {
+            let (lock, ready) = queue;
+            let Ok(mut q) = lock.lock() else { return };
+            loop {
+                if q.closed {
+                    return;
+                }
+                if let Some(job) = q.levels.iter_mut().find_map(VecDeque::pop_front) {
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    break job;
+                }
+                q = match ready.wait(q) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+        };
+        let queue_wait = job.submitted.elapsed();
+        let started = Instant::now();
+        // A panic in a backend is a bug, but it must not take the server down with it.
+        let output =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &job.request {
+                JobRequest::Generate(r) => model.generate(r).map(JobOutput::Generated),
+                JobRequest::Score(r) => model.score(r).map(JobOutput::Scored),
+                JobRequest::Embed(texts) => match embedder {
+                    Some(e) => {
+                        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                        e.embed(&texts).map(JobOutput::Embedded)
+                    }
+                    None => Err(LlmError::Unavailable(
+                        "no embedding model configured".into(),
+                    )),
+                },
+            }))
+            .unwrap_or_else(|_| Err(LlmError::Model("the model backend panicked".into())));
+        if let Ok(mut m) = metrics.lock() {
+            m.record(job.purpose, &output, queue_wait, started.elapsed());
+        }
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        let result = JobResult {
+            id: job.id,
+            requester: job.requester,
+            purpose: job.purpose,
+            output,
+            queue_wait,
+        };
+        if sender.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// Per-purpose counters and latency samples.
+#[derive(Debug, Default)]
+pub struct LlmMetrics {
+    by_purpose: BTreeMap<Purpose, PurposeCounters>,
+}
+
+#[derive(Debug, Default)]
+struct PurposeCounters {
+    calls: u64,
+    errors: u64,
+    rejected: u64,
+    tokens_in: u64,
+    tokens_cached: u64,
+    tokens_out: u64,
+    queue_wait_ms: Vec<f64>,
+    latency_ms: Vec<f64>,
+}
+
+/// What `sim`'s summary reports per purpose.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PurposeStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub rejected: u64,
+    pub tokens_in: u64,
+    pub tokens_cached: u64,
+    pub tokens_out: u64,
+    pub queue_wait_ms_p50: f64,
+    pub queue_wait_ms_p99: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+}
+
+impl LlmMetrics {
+    fn entry(&mut self, purpose: Purpose) -> &mut PurposeCounters {
+        self.by_purpose.entry(purpose).or_default()
+    }
+
+    fn record(
+        &mut self,
+        purpose: Purpose,
+        output: &Result<JobOutput, LlmError>,
+        wait: Duration,
+        took: Duration,
+    ) {
+        let c = self.entry(purpose);
+        c.calls += 1;
+        c.queue_wait_ms.push(wait.as_secs_f64() * 1e3);
+        c.latency_ms.push(took.as_secs_f64() * 1e3);
+        match output {
+            Ok(out) => {
+                let u = out.usage();
+                c.tokens_in += u64::from(u.prompt_tokens);
+                c.tokens_cached += u64::from(u.cached_tokens);
+                c.tokens_out += u64::from(u.completion_tokens);
+            }
+            Err(_) => c.errors += 1,
+        }
+    }
+
+    pub fn summary(&self) -> BTreeMap<&'static str, PurposeStats> {
+        self.by_purpose
+            .iter()
+            .map(|(p, c)| {
+                (
+                    p.name(),
+                    PurposeStats {
+                        calls: c.calls,
+                        errors: c.errors,
+                        rejected: c.rejected,
+                        tokens_in: c.tokens_in,
+                        tokens_cached: c.tokens_cached,
+                        tokens_out: c.tokens_out,
+                        queue_wait_ms_p50: percentile(&c.queue_wait_ms, 0.5),
+                        queue_wait_ms_p99: percentile(&c.queue_wait_ms, 0.99),
+                        latency_ms_p50: percentile(&c.latency_ms, 0.5),
+                        latency_ms_p99: percentile(&c.latency_ms, 0.99),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SamplingParams;
+
+    /// A scripted stand-in for a model (not a real one): answers with the prompt reversed after
+    /// a fixed delay, fails on prompts starting with "fail", panics on "panic".
+    struct ScriptedModel {
+        delay: Duration,
+    }
+
+    impl LanguageModel for ScriptedModel {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn generate(&self, r: &GenerateRequest) -> Result<Generation, LlmError> {
+            std::thread::sleep(self.delay);
+            if r.prompt.starts_with("panic") {
+                panic!("scripted panic");
+            }
+            if r.prompt.starts_with("fail") {
+                return Err(LlmError::Unavailable("scripted failure".into()));
+            }
+            Ok(Generation {
+                text: r.prompt.chars().rev().collect(),
+                usage: Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 2,
+                    ..Default::default()
+                },
+            })
+        }
+        fn score(&self, r: &ScoreRequest) -> Result<Scores, LlmError> {
+            Ok(Scores {
+                logprobs: vec![0.0; r.candidates.len()],
+                tokens: vec![1; r.candidates.len()],
+                usage: Usage::default(),
+            })
+        }
+    }
+
+    fn generate(prompt: &str) -> JobRequest {
+        JobRequest::Generate(GenerateRequest {
+            prompt: prompt.into(),
+            max_tokens: 4,
+            stop: vec![],
+            sampling: SamplingParams::default(),
+        })
+    }
+
+    fn wait_for(workers: &WorkerPool, n: usize) -> Vec<JobResult<()>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(Instant::now() < deadline, "results did not arrive");
+            out.extend(workers.drain());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        out
+    }
+
+    #[test]
+    fn results_come_back_with_metrics() {
+        let workers = WorkerPool::<()>::start(
+            Arc::new(ScriptedModel {
+                delay: Duration::ZERO,
+            }),
+            2,
+            8,
+        );
+        let id = workers
+            .submit(None, Purpose::Plan, Priority::Normal, generate("abc"))
+            .unwrap();
+        let results = wait_for(&workers, 1);
+        assert_eq!(results[0].id, id);
+        match &results[0].output {
+            Ok(JobOutput::Generated(g)) => assert_eq!(g.text, "cba"),
+            other => panic!("{other:?}"),
+        }
+        let summary = workers.metrics_summary();
+        assert_eq!(summary["plan"].calls, 1);
+        assert_eq!(
+            (summary["plan"].tokens_in, summary["plan"].tokens_out),
+            (3, 2)
+        );
+    }
+
+    #[test]
+    fn full_queue_fails_at_once() {
+        let workers = WorkerPool::<()>::start(
+            Arc::new(ScriptedModel {
+                delay: Duration::from_millis(300),
+            }),
+            1,
+            2,
+        );
+        let mut outcomes = Vec::new();
+        for _ in 0..6 {
+            outcomes.push(workers.submit(None, Purpose::Decide, Priority::Normal, generate("x")));
+        }
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, Err(LlmError::Unavailable(e)) if e.contains("queue full")))
+        );
+        assert!(workers.metrics_summary()["decide"].rejected >= 3);
+    }
+
+    #[test]
+    fn failing_or_panicking_backend_gives_errors_and_the_worker_lives_on() {
+        let workers = WorkerPool::<()>::start(
+            Arc::new(ScriptedModel {
+                delay: Duration::ZERO,
+            }),
+            1,
+            8,
+        );
+        for prompt in ["fail now", "panic now", "fine"] {
+            workers
+                .submit(None, Purpose::Converse, Priority::Normal, generate(prompt))
+                .unwrap();
+        }
+        let results = wait_for(&workers, 3);
+        assert!(matches!(results[0].output, Err(LlmError::Unavailable(_))));
+        assert!(matches!(&results[1].output, Err(LlmError::Model(e)) if e.contains("panicked")));
+        assert!(results[2].output.is_ok());
+        assert_eq!(workers.metrics_summary()["converse"].errors, 2);
+    }
+
+    /// A scripted stand-in for an embedder: each text becomes `[length, 1]`.
+    struct ScriptedEmbedder;
+
+    impl TextEmbedder for ScriptedEmbedder {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError> {
+            Ok(Embeddings {
+                vectors: texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect(),
+                usage: Usage {
+                    prompt_tokens: texts.len() as u32,
+                    ..Usage::default()
+                },
+            })
+        }
+    }
+
+    #[test]
+    fn embedding_jobs_need_an_embedder() {
+        let model = || {
+            Arc::new(ScriptedModel {
+                delay: Duration::ZERO,
+            })
+        };
+        let embed = || JobRequest::Embed(vec!["ab".into(), "abcd".into()]);
+        let with =
+            WorkerPool::<()>::start_with_embedder(model(), Some(Arc::new(ScriptedEmbedder)), 1, 8);
+        with.submit(None, Purpose::Memory, Priority::Low, embed())
+            .unwrap();
+        match &wait_for(&with, 1)[0].output {
+            Ok(JobOutput::Embedded(e)) => {
+                assert_eq!(e.vectors, vec![vec![2.0, 1.0], vec![4.0, 1.0]])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(with.metrics_summary()["memory"].tokens_in, 2);
+
+        let without = WorkerPool::<()>::start(model(), 1, 8);
+        without
+            .submit(None, Purpose::Memory, Priority::Low, embed())
+            .unwrap();
+        let result = &wait_for(&without, 1)[0];
+        assert!(matches!(&result.output, Err(LlmError::Unavailable(e)) if e.contains("embedding")));
+    }
+
+    #[test]
+    fn high_priority_jobs_overtake_queued_low_ones() {
+        let workers = WorkerPool::<()>::start(
+            Arc::new(ScriptedModel {
+                delay: Duration::from_millis(50),
+            }),
+            1,
+            8,
+        );
+        workers
+            .submit(None, Purpose::Other, Priority::Normal, generate("first"))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10)); // the worker is busy with "first"
+        let low = workers
+            .submit(None, Purpose::Other, Priority::Low, generate("low"))
+            .unwrap();
+        let high = workers
+            .submit(None, Purpose::Other, Priority::High, generate("high"))
+            .unwrap();
+        let order: Vec<JobId> = wait_for(&workers, 3).iter().map(|r| r.id).collect();
+        assert_eq!(&order[1..], &[high, low]);
+    }
+}

@@ -1,0 +1,124 @@
+//! A headless player client over renet and netcode, without Bevy: what bots and tests use to
+//! play. The Bevy game client speaks the same protocol with the same [`connection_config`].
+
+use crate::config::{connection_config, unix_now};
+use agora_shared::TilePos;
+use agora_shared::protocol::{
+    Channel, ClientMessage, EntityKind, NetId, ServerMessage, decode, encode,
+};
+use renet::RenetClient;
+use renet_netcode::{ClientAuthentication, ConnectToken, NetcodeClientTransport};
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+pub struct Client {
+    pub renet: RenetClient,
+    pub transport: NetcodeClientTransport,
+    /// Every message received, in order.
+    pub inbox: Vec<ServerMessage>,
+    /// Messages from the server that did not decode (a server bug or a version skew).
+    pub undecodable: u64,
+}
+
+impl Client {
+    /// Starts connecting with `token` from a fresh loopback-or-any UDP port.
+    pub fn connect(token: ConnectToken) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        let transport = NetcodeClientTransport::new(
+            unix_now(),
+            ClientAuthentication::Secure {
+                connect_token: token,
+            },
+            socket,
+        )
+        .map_err(std::io::Error::other)?;
+        Ok(Self {
+            renet: RenetClient::new(connection_config()),
+            transport,
+            inbox: Vec::new(),
+            undecodable: 0,
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.renet.is_connected()
+    }
+
+    /// Queues a message (dropped if not connected yet).
+    pub fn send(&mut self, message: &ClientMessage) {
+        if self.renet.is_connected() {
+            self.renet.send_message(Channel::Reliable, encode(message));
+        }
+    }
+
+    /// Receives and sends: call every few milliseconds with the time since the last call.
+    pub fn pump(&mut self, dt: Duration) {
+        self.renet.update(dt);
+        if self.transport.update(dt, &mut self.renet).is_err() {
+            return;
+        }
+        for channel in [Channel::Reliable, Channel::Unreliable] {
+            while let Some(bytes) = self.renet.receive_message(channel) {
+                match decode(&bytes) {
+                    Ok(message) => self.inbox.push(message),
+                    Err(_) => self.undecodable += 1,
+                }
+            }
+        }
+        let _ = self.transport.send_packets(&mut self.renet);
+    }
+
+    pub fn disconnect(&mut self) {
+        self.transport.disconnect();
+    }
+
+    /// The avatar the server gave us, once welcomed.
+    pub fn welcome(&self) -> Option<NetId> {
+        self.inbox.iter().find_map(|m| match m {
+            ServerMessage::Welcome { you, .. } => Some(*you),
+            _ => None,
+        })
+    }
+
+    /// The entities in view and where this client last saw them.
+    pub fn tiles(&self) -> HashMap<NetId, TilePos> {
+        let mut seen = HashMap::new();
+        for m in &self.inbox {
+            match m {
+                ServerMessage::Spawned { id, tile, .. } => {
+                    seen.insert(*id, *tile);
+                }
+                ServerMessage::Despawned { id } => {
+                    seen.remove(id);
+                }
+                // Positions travel unreliably and may overtake a `Despawned`: only entities
+                // still in view move.
+                ServerMessage::Positions { moved, .. } => {
+                    for (id, tile) in moved {
+                        if let Some(at) = seen.get_mut(id) {
+                            *at = *tile;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        seen
+    }
+
+    /// The entities of one kind in view, and their tiles.
+    pub fn in_view(&self, kind: EntityKind) -> HashMap<NetId, TilePos> {
+        let mut tiles = self.tiles();
+        let of_kind: std::collections::HashSet<NetId> = self
+            .inbox
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Spawned { id, kind: k, .. } if *k == kind => Some(*id),
+                _ => None,
+            })
+            .collect();
+        tiles.retain(|id, _| of_kind.contains(id));
+        tiles
+    }
+}

@@ -7,10 +7,11 @@ use agora_net::client::Client;
 use agora_net::config::unix_now;
 use agora_net::keys::ServerKey;
 use agora_net::tokens;
-use agora_server::actors::{Away, AwayPlayers};
+use agora_server::TickSystems;
+use agora_server::actors::{Action, ActorCommand, Away, AwayPlayers};
 use agora_server::agents::Agent;
 use agora_server::app::NetSetup;
-use agora_server::happenings::{EventLog, MemorySink};
+use agora_server::happenings::{EventLog, Heard, MemorySink};
 use agora_server::net::actions::MESSAGES_PER_SECOND;
 use agora_server::net::replication::ViewRange;
 use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
@@ -37,7 +38,7 @@ fn assets() -> PathBuf {
 /// The shipped town at 03:00 (everyone asleep, so agents stay put), 4 game seconds a tick, a
 /// netcode server on a free loopback port.
 fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
-    let (map, roster) = agora_server::sim::load_town(
+    let (map, roster) = agora_server::app::load_town(
         &assets().join("maps/maple_hollow.tmj"),
         &assets().join("personas"),
         Some(25),
@@ -613,4 +614,98 @@ fn bots_join_wander_and_chat_without_drops() {
         .filter(|r| matches!(&r.event, Event::Said { speaker, .. } if speaker.starts_with("player:bot")))
         .count();
     assert!(said >= 16, "every bot spoke at least once: {said}");
+}
+
+/// Players and agents speak through one system (`actors`): an agent's line, issued as the
+/// `ActorCommand` a brain would send, reaches a player's client over UDP as `Said`; a player's
+/// line from its client reaches the agent as a `Heard` message that a system in the app reads.
+#[test]
+fn agents_and_players_speak_through_the_same_system() {
+    #[derive(Resource, Default)]
+    struct HeardByAgents(Vec<(Entity, Entity, String)>);
+
+    let key = ServerKey::generate();
+    let (mut app, addr, sink) = server(&key);
+    app.init_resource::<HeardByAgents>().add_systems(
+        Update,
+        (|mut heard: MessageReader<Heard>,
+          agents: Query<(), With<Agent>>,
+          mut seen: ResMut<HeardByAgents>| {
+            for h in heard.read() {
+                if agents.contains(h.listener) {
+                    seen.0.push((h.listener, h.speaker, h.text.clone()));
+                }
+            }
+        })
+        .after(TickSystems::Act),
+    );
+    let mut ada = join(&key, "ada", addr);
+    let ada_id = join_all(&mut app, &mut [&mut ada])[0];
+    // Ada walks to the bedside of the nearest agent (asleep at 03:00: it stays put).
+    let me = ada.tiles()[&ada_id];
+    let (agent_id, bedside) = agents(&mut app)
+        .into_iter()
+        .min_by_key(|(_, tile)| chebyshev(*tile, me))
+        .unwrap();
+    ada.send(&ClientMessage::MoveTo { tile: bedside });
+    run_until(&mut app, &mut [&mut ada], "ada at the bedside", |_, c| {
+        c[0].tiles().get(&ada_id) == Some(&bedside)
+    });
+    let agent = app
+        .world_mut()
+        .query::<(Entity, &Net)>()
+        .iter(app.world())
+        .find(|(_, net)| net.0 == agent_id)
+        .map(|(e, _)| e)
+        .unwrap();
+
+    // The agent speaks, as its brain would.
+    app.world_mut().write_message(ActorCommand {
+        actor: agent,
+        action: Action::Say("Who's there? It's three in the morning.".into()),
+    });
+    run_until(&mut app, &mut [&mut ada], "ada hears the agent", |_, c| {
+        c[0].inbox.iter().any(|m| {
+            matches!(m, ServerMessage::Said { id, text } if *id == agent_id && text == "Who's there? It's three in the morning.")
+        })
+    });
+
+    // Ada answers: the agent hears it, as a message in the app and in the log.
+    ada.send(&ClientMessage::Say {
+        text: "Only me, sorry!".into(),
+    });
+    let ada_avatar = app
+        .world_mut()
+        .query::<(Entity, &Net)>()
+        .iter(app.world())
+        .find(|(_, net)| net.0 == ada_id)
+        .map(|(e, _)| e)
+        .unwrap();
+    run_until(
+        &mut app,
+        &mut [&mut ada],
+        "the agent hears ada",
+        |app, _| {
+            app.world().resource::<HeardByAgents>().0.contains(&(
+                agent,
+                ada_avatar,
+                "Only me, sorry!".to_string(),
+            ))
+        },
+    );
+    // Its own line is not logged as heard by itself; Ada's is logged as heard by it.
+    app.update();
+    let heard: Vec<(String, String)> = sink
+        .snapshot()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Heard { agent, speaker, .. } => Some((agent, speaker)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        heard.iter().all(|(agent, speaker)| agent != speaker),
+        "{heard:?}"
+    );
+    assert!(heard.iter().any(|(_, speaker)| speaker == "player:ada"));
 }

@@ -15,7 +15,7 @@ use agora_llm::{GenerateRequest, LanguageModel, SamplingParams};
 use agora_server::agents::Roster;
 use agora_server::cognition::model_queue::ModelWorkers;
 use agora_server::happenings::{EventLog, NullSink};
-use agora_server::sim::TickStats;
+use agora_server::schedule::TickStats;
 use agora_server::time::GameClock;
 use agora_server::world::TownMap;
 use agora_server::{ServerApp, WorldSetup};

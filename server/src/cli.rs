@@ -19,7 +19,9 @@ use std::process::ExitCode;
 
 /// Agora: a town of generative agents on a Bevy ECS server.
 #[derive(Debug, Parser)]
-#[command(name = "agora-server", version, about, long_about = None)]
+// A flag given twice takes its last value, so a script's defaults (scripts/run-day) can be
+// overridden by the arguments passed on to it.
+#[command(name = "agora-server", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// The assets folder (maps, personas). Default: $AGORA_ASSETS, else ./assets, else the
     /// assets folder of the source tree this binary was built from.

@@ -43,3 +43,96 @@ pub fn plugin(app: &mut App) {
         cognition::plugin,
     ));
 }
+
+/// The dependency rule, checked: each top-level module imports only from layers below its
+/// own (docs/architecture.md). A module's rank is its layer; equal ranks may not import each
+/// other, so no two modules form a cycle.
+#[cfg(test)]
+mod layers {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Every top-level module and its layer, bottom first.
+    const LAYERS: &[(&str, u32)] = &[
+        ("schedule", 0),
+        ("time", 1),
+        ("happenings", 2),
+        ("world", 3),
+        ("actors", 4),
+        ("agents", 5),
+        ("cognition", 6),
+        ("net", 7),
+        ("persist", 7),
+        ("app", 8),
+        ("sim", 9),
+        ("serve", 9),
+        ("cli", 10),
+    ];
+
+    fn rank(module: &str) -> Option<u32> {
+        LAYERS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)
+    }
+
+    /// The top-level modules a source text names with `crate::`.
+    fn imports(text: &str) -> BTreeSet<String> {
+        text.match_indices("crate::")
+            .map(|(at, _)| {
+                text[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
+
+    fn sources(path: &Path, out: &mut Vec<(String, String)>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                sources(&entry.unwrap().path(), out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(path).unwrap();
+            out.push((path.display().to_string(), text));
+        }
+    }
+
+    #[test]
+    fn modules_import_only_from_layers_below() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut broken = Vec::new();
+        let mut seen = BTreeSet::new();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if matches!(module.as_str(), "lib" | "main") {
+                continue;
+            }
+            let own = rank(&module)
+                .unwrap_or_else(|| panic!("module {module} has no layer: add it to LAYERS"));
+            seen.insert(module.clone());
+            let mut files = Vec::new();
+            sources(&path, &mut files);
+            for (file, text) in files {
+                for import in imports(&text) {
+                    // The crate root's own items: the world's plugin (for the app builder).
+                    let below = match rank(&import) {
+                        Some(r) => r < own || import == module,
+                        None => import == "plugin" && module == "app",
+                    };
+                    if !below {
+                        broken.push(format!("{file}: crate::{import}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            broken.is_empty(),
+            "imports from the same or a higher layer:\n{}",
+            broken.join("\n")
+        );
+        // The test sees every module it ranks.
+        let ranked: BTreeSet<String> = LAYERS.iter().map(|(m, _)| m.to_string()).collect();
+        assert_eq!(seen, ranked);
+    }
+}

@@ -6,6 +6,8 @@
 //! the event log never race.
 
 use bevy::prelude::*;
+use serde::Serialize;
+use std::time::Duration;
 
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TickSystems {
@@ -42,4 +44,30 @@ pub fn plugin(app: &mut App) {
         )
             .chain(),
     );
+}
+
+/// Tick wall-clock statistics, in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TickStats {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl TickStats {
+    pub fn from_durations(times: &[Duration]) -> Self {
+        if times.is_empty() {
+            return Self::default();
+        }
+        let mut us: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+        us.sort_by(f64::total_cmp);
+        let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+        Self {
+            mean: us.iter().sum::<f64>() / us.len() as f64,
+            p50: pick(0.5),
+            p99: pick(0.99),
+            max: us[us.len() - 1],
+        }
+    }
 }

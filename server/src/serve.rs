@@ -13,7 +13,7 @@ use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::Dropped;
 use crate::persist::{Persistence, Saved, Store, away_players};
-use crate::sim::TickStats;
+use crate::schedule::TickStats;
 use crate::time::GameClock;
 use crate::world::TownMap;
 use agora_net::keys::{KeyOrigin, ServerKey};
@@ -102,7 +102,7 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             config.time_scale
         ));
     }
-    let (map, roster) = crate::sim::load_town(&config.map, &config.personas, config.agents)
+    let (map, roster) = crate::app::load_town(&config.map, &config.personas, config.agents)
         .map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;

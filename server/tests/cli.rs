@@ -196,12 +196,15 @@ fn every_command_has_help() {
 fn sim_writes_events_and_summary() {
     let out_dir = tempfile::tempdir().unwrap();
     let personas = common::two_personas();
+    // A flag given twice takes its last value: scripts/run-day passes its defaults first.
     let out = agora(&[
         "sim",
         "--hours",
-        "2",
+        "24",
         "--seed",
         "5",
+        "--hours",
+        "2",
         "--personas",
         personas.path().to_str().unwrap(),
         "--out",

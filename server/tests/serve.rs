@@ -16,8 +16,8 @@ use agora_shared::protocol::{ClientMessage, NetId, PROTOCOL_VERSION, ServerMessa
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 /// A running `serve` and the lines it prints.
@@ -29,7 +29,22 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agora-server"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_agora-server")), dir, extra)
+    }
+
+    /// Started as a script's `cmd &` or `nohup cmd` starts it: SIGINT and SIGHUP ignored
+    /// (inherited through `exec`, so the child is the server itself).
+    fn start_with_sigint_ignored(dir: &Path, extra: &[&str]) -> Self {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg("trap '' INT HUP; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_agora-server"));
+        Self::spawn(shell, dir, extra)
+    }
+
+    fn spawn(mut command: Command, dir: &Path, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--no-token-endpoint"])
             .args(extra)
             .args(["--time-scale", "60", "--agents", "6"])
@@ -40,9 +55,10 @@ impl Server {
             .env("AGORA_ASSETS", common::assets())
             .env_remove("AGORA_SERVER_KEY")
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("agora-server starts");
-        let lines = read_lines(child.stdout.take().unwrap());
+        let lines = read_lines(child.stdout.take().unwrap(), child.stderr.take().unwrap());
         Self {
             child,
             lines,
@@ -88,16 +104,55 @@ impl Drop for Server {
     }
 }
 
-fn read_lines(stdout: ChildStdout) -> Receiver<String> {
+/// Both streams' lines, as they come.
+fn read_lines(stdout: ChildStdout, stderr: ChildStderr) -> Receiver<String> {
     let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+    let forward = |stream: Box<dyn std::io::Read + Send>, tx: Sender<String>| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        })
+    };
+    forward(Box::new(stdout), tx.clone());
+    forward(Box::new(stderr), tx);
     rx
+}
+
+/// Sends `signal` (a name `kill` knows: TERM, INT) to the server.
+fn signal(server: &Server, signal: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} failed");
+}
+
+/// A signal mask from /proc/PID/status (`SigIgn`, `SigCgt`: bit n-1 for signal n).
+fn signal_mask(status: &str, field: &str) -> u64 {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(mask, 16).unwrap()
+}
+
+const SIGINT_BIT: u64 = 1 << (2 - 1);
+const SIGTERM_BIT: u64 = 1 << (15 - 1);
+
+/// The way [`Server::start_with_sigint_ignored`] starts a program leaves it with SIGINT
+/// ignored, as a script's `&` does.
+fn sigint_is_ignored_under_the_trap() -> bool {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' INT HUP; exec cat /proc/self/status")
+        .output()
+        .unwrap();
+    signal_mask(&String::from_utf8_lossy(&out.stdout), "SigIgn:") & SIGINT_BIT != 0
 }
 
 /// Pumps the client until `done` holds, or fails after 30 s.
@@ -137,7 +192,7 @@ fn a_killed_server_restarts_with_players_where_they_were() {
     let spawn = ada.tiles()[&me];
 
     // Ada walks to a tile a dozen steps away, and joins a team.
-    let (map, _) = agora_server::sim::load_town(
+    let (map, _) = agora_server::app::load_town(
         &common::shipped_map(),
         &common::assets().join("personas"),
         None,
@@ -232,4 +287,82 @@ fn a_killed_server_restarts_with_players_where_they_were() {
     let saved = Store::open(&db).unwrap().load().unwrap();
     assert_eq!(saved.players[0].tile, spawn);
     assert_eq!(saved.players[0].team, None);
+}
+
+/// Ctrl-C and SIGTERM stop `serve` cleanly however it was started: here as a script's `&`
+/// starts it, with SIGINT (and SIGHUP) ignored, which made the earlier handler (ctrlc) refuse
+/// to install. Each stop saves the player's last tile and team, ends the event log with
+/// `run_finished`, prints the report and exits 0.
+#[test]
+fn ctrl_c_and_sigterm_save_and_exit_cleanly_with_sigint_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run/world.sqlite");
+    let key_file = dir.path().join("server.key");
+    assert!(sigint_is_ignored_under_the_trap());
+    let (map, _) = agora_server::app::load_town(
+        &common::shipped_map(),
+        &common::assets().join("personas"),
+        None,
+    )
+    .unwrap();
+    for (round, stop) in ["INT", "TERM"].into_iter().enumerate() {
+        let mut server = Server::start_with_sigint_ignored(dir.path(), &[]);
+        let addr = server.addr();
+        // Started with SIGINT ignored, the server catches it (and SIGTERM) all the same.
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        assert_eq!(
+            signal_mask(&status, "SigCgt:") & (SIGINT_BIT | SIGTERM_BIT),
+            SIGINT_BIT | SIGTERM_BIT,
+            "serve does not catch SIGINT and SIGTERM: {status}"
+        );
+        let key = ServerKey::load_or_create(&key_file).unwrap().0;
+        let (mut ada, me) = play(&key, "ada", addr);
+        let start = ada.tiles()[&me];
+        let team = format!("team{round}");
+        let target = [(1, 0), (0, 1), (-1, 0), (0, -1)]
+            .into_iter()
+            .map(|(dx, dy)| {
+                TilePos::new(
+                    start.x.wrapping_add_signed(dx),
+                    start.y.wrapping_add_signed(dy),
+                )
+            })
+            .find(|&t| map.is_walkable(t))
+            .expect("a walkable neighbour");
+        ada.send(&ClientMessage::MoveTo { tile: target });
+        ada.send(&ClientMessage::JoinTeam { team: team.clone() });
+        pump_until(&mut ada, "ada takes a step", |c| {
+            c.tiles().get(&me) == Some(&target)
+        });
+        signal(&server, stop);
+        let report = server.try_line_with(" ticks, tick mean ");
+        let exit = server.child.wait().unwrap();
+        assert!(
+            exit.success() && report.is_some(),
+            "SIG{stop}: no clean stop ({exit:?}); it printed {:?}",
+            server.printed
+        );
+        assert!(
+            server
+                .printed
+                .iter()
+                .any(|l| l.contains("stopping (saving first)")),
+            "{:?}",
+            server.printed
+        );
+        let saved = Store::open(&db).unwrap().load().unwrap();
+        assert_eq!(saved.players.len(), 1);
+        assert_eq!(
+            (saved.players[0].tile, saved.players[0].team.as_deref()),
+            (target, Some(team.as_str())),
+            "SIG{stop}"
+        );
+        let log = std::fs::read_to_string(dir.path().join("run/events.jsonl")).unwrap();
+        let last = log.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("\"kind\":\"run_finished\""),
+            "SIG{stop}: log ends {last:?}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! counted, commands the world's rules refuse come back as `Refused`, and a client that keeps
 //! breaking the rules is disconnected.
 
-use super::replication::{Net, View};
+use super::replication::{Net, ReplicationSystems, View};
 use super::server::{Avatars, Dropped, Joined};
 use crate::actors::{Action, ActorCommand, Player, Refused};
 use crate::schedule::TickSystems;
@@ -57,7 +57,9 @@ pub fn plugin(app: &mut App) {
         Update,
         (
             decode_messages.in_set(TickSystems::Input),
-            answer_refusals.in_set(TickSystems::Record),
+            answer_refusals
+                .in_set(TickSystems::Record)
+                .before(ReplicationSystems::Views),
         )
             .run_if(resource_exists::<RenetServer>),
     );

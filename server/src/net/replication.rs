@@ -10,10 +10,10 @@
 //! despawned every step.
 
 use super::server::Joined;
-use crate::TickSystems;
 use crate::actors::{Activity, Player, Team};
 use crate::agents::Agent;
 use crate::happenings::Heard;
+use crate::schedule::TickSystems;
 use crate::time::GameClock;
 use crate::world::Position;
 use agora_shared::TilePos;
@@ -96,7 +96,7 @@ impl View {
 
 /// Replication's steps, in order, at the end of the tick.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-enum ReplicationSystems {
+pub enum ReplicationSystems {
     /// Spawn and despawn what came into or left each view.
     Views,
     /// Send the changes of what stays in view.
@@ -119,6 +119,7 @@ pub fn plugin(app: &mut App) {
                 name_agents.before(TickSystems::Record),
                 update_views.in_set(ReplicationSystems::Views),
                 (send_positions, send_activities, send_teams, send_speech)
+                    .chain()
                     .in_set(ReplicationSystems::Changes),
             ),
         );

@@ -4,8 +4,8 @@
 
 use super::store::{SavedPlayer, Write};
 use super::writer::Persistence;
-use crate::TickSystems;
 use crate::actors::{Away, AwayPlayers, Player, Team};
+use crate::schedule::TickSystems;
 use crate::time::GameClock;
 use crate::world::Position;
 use agora_net::tokens;

@@ -10,20 +10,18 @@
 mod progress;
 mod summary;
 
-pub use summary::{SimSummary, TickStats};
+pub use summary::SimSummary;
 
+use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
-use crate::agents::{BrainKind, Roster};
+use crate::app::{ServerApp, TownError, WorldSetup, load_town};
 use crate::cognition::model_queue::ModelWorkers;
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::time::GameClock;
-use crate::world::{MapError, TownMap};
-use crate::{ServerApp, WorldSetup};
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
-use agora_shared::persona::{self, PersonaError};
 use bevy::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Everything a run depends on.
@@ -49,11 +47,7 @@ pub struct SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(transparent)]
-    Map(#[from] MapError),
-    #[error("{} persona error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-    Personas(Vec<PersonaError>),
-    #[error("no persona files in {0}")]
-    NoPersonas(PathBuf),
+    Town(#[from] TownError),
     #[error("{0}")]
     Config(String),
     #[error("{what}: {source}")]
@@ -61,28 +55,6 @@ pub enum SimError {
         what: String,
         source: std::io::Error,
     },
-}
-
-/// The map and the roster of agents made from every persona in `personas` (reused round-robin
-/// beyond their number), refusing any invalid persona file. `sim` and `serve` both start here.
-pub fn load_town(
-    map: &Path,
-    personas: &Path,
-    agents: Option<usize>,
-) -> Result<(TownMap, Roster), SimError> {
-    let map = TownMap::load(map)?;
-    let folder = persona::load_folder(personas, &map).map_err(|e| SimError::Personas(vec![e]))?;
-    if !folder.errors.is_empty() {
-        return Err(SimError::Personas(folder.errors));
-    }
-    if folder.personas.is_empty() {
-        return Err(SimError::NoPersonas(personas.to_path_buf()));
-    }
-    let agents = agents.unwrap_or(folder.personas.len());
-    Ok((
-        map,
-        Roster::new(personas.to_path_buf(), folder.personas, agents),
-    ))
 }
 
 /// Runs a simulation to the end and returns its summary (also written to `summary.json`).

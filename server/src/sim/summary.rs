@@ -1,5 +1,6 @@
 use super::SimConfig;
 use crate::happenings::LogStats;
+use crate::schedule::TickStats;
 use agora_llm::worker::PurposeStats;
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
@@ -36,32 +37,6 @@ pub struct SimSummary {
     pub llm: BTreeMap<&'static str, PurposeStats>,
     /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
     pub llm_tokens_per_agent_hour: f64,
-}
-
-/// Tick wall-clock statistics, in microseconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TickStats {
-    pub mean: f64,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl TickStats {
-    pub fn from_durations(times: &[Duration]) -> Self {
-        if times.is_empty() {
-            return Self::default();
-        }
-        let mut us: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-        us.sort_by(f64::total_cmp);
-        let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
-        Self {
-            mean: us.iter().sum::<f64>() / us.len() as f64,
-            p50: pick(0.5),
-            p99: pick(0.99),
-            max: us[us.len() - 1],
-        }
-    }
 }
 
 pub(super) struct SummaryInputs<'a> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """llama.cpp side of scripts/bench-llm: same prompts, same measurements as
-server/benches/llm.rs, printed as one JSON line."""
+server/llm/benches/llm.rs, printed as one JSON line."""
 import json
 import resource
 import sys

@@ -2,7 +2,7 @@
 """Writes reference outputs of llama.cpp (llama-cpp-python) for the embedded model's tests:
 token ids for sample strings, and next-token log-probabilities after sample prompts.
 
-Usage: scripts/llm-reference.py MODEL.gguf > server/tests/data/llama_cpp_reference.json
+Usage: scripts/llm-reference.py MODEL.gguf > server/llm/tests/data/llama_cpp_reference.json
 Needs llama-cpp-python (see scripts/bench-llm for how it is installed here). The tests compare
 against the committed JSON, so CI does not need llama.cpp.
 """

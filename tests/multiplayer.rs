@@ -82,6 +82,16 @@ fn agents(app: &mut App) -> Vec<(NetId, TilePos)> {
         .collect()
 }
 
+/// The server's entity with this wire id.
+fn entity_of(app: &mut App, id: NetId) -> Entity {
+    app.world_mut()
+        .query::<(Entity, &Net)>()
+        .iter(app.world())
+        .find(|(_, net)| net.0 == id)
+        .map(|(entity, _)| entity)
+        .unwrap()
+}
+
 /// The agents a client has in view.
 fn agents_in(client: &Client) -> Vec<NetId> {
     client.in_view(EntityKind::Agent).into_keys().collect()
@@ -475,6 +485,79 @@ fn a_flooding_client_is_cut_off_and_others_play_on() {
     });
 }
 
+/// Refusals by the world's rules (here: walking into a wall) count as strikes like malformed
+/// messages do, and a client close to the limit gets no more commands in than strikes it has
+/// left: the lines it sends behind its last refused commands are never said.
+#[test]
+fn a_client_whose_commands_keep_being_refused_is_cut_off_before_more_get_through() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let mut mallory = join(&key, "mallory", addr);
+    let mut bob = join(&key, "bob", addr);
+    join_all(&mut app, &mut [&mut mallory, &mut bob]);
+    let wall = {
+        let map = app.world().resource::<TownMap>();
+        (0..map.height)
+            .flat_map(|y| (0..map.width).map(move |x| TilePos::new(x, y)))
+            .find(|&t| !map.is_walkable(t))
+            .unwrap()
+    };
+    let refusals = |c: &Client| {
+        c.inbox
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Refused { .. }))
+            .count()
+    };
+    // 45 refusals, in rounds that stay under the message rate.
+    for round in 1..=5 {
+        for _ in 0..9 {
+            mallory.send(&ClientMessage::MoveTo { tile: wall });
+        }
+        run_until(
+            &mut app,
+            &mut [&mut mallory, &mut bob],
+            "refusals",
+            |_, c| refusals(c[0]) == 9 * round,
+        );
+        let refilled = Instant::now() + Duration::from_millis(500);
+        run_until(
+            &mut app,
+            &mut [&mut mallory, &mut bob],
+            "the rate refills",
+            |_, _| Instant::now() > refilled,
+        );
+    }
+    assert!(mallory.is_connected());
+    // Five more refusals reach the limit; the lines behind them must not be said.
+    for _ in 0..5 {
+        mallory.send(&ClientMessage::MoveTo { tile: wall });
+    }
+    for i in 0..10 {
+        mallory.send(&ClientMessage::Say {
+            text: format!("past the limit {i}"),
+        });
+    }
+    run_until(
+        &mut app,
+        &mut [&mut mallory, &mut bob],
+        "mallory is cut off",
+        |_, c| !c[0].is_connected(),
+    );
+    let later = Instant::now() + Duration::from_millis(300);
+    run_until(&mut app, &mut [&mut bob], "a moment", |_, _| {
+        Instant::now() > later
+    });
+    let leaked = bob
+        .inbox
+        .iter()
+        .filter(
+            |m| matches!(m, ServerMessage::Said { text, .. } if text.starts_with("past the limit")),
+        )
+        .count();
+    assert_eq!(leaked, 0, "lines got through after the 50th refusal");
+    assert!(bob.is_connected());
+}
+
 #[test]
 fn bad_expired_and_mismatched_tokens_are_refused_and_old_clients_told() {
     let key = ServerKey::generate();
@@ -651,13 +734,7 @@ fn agents_and_players_speak_through_the_same_system() {
     run_until(&mut app, &mut [&mut ada], "ada at the bedside", |_, c| {
         c[0].tiles().get(&ada_id) == Some(&bedside)
     });
-    let agent = app
-        .world_mut()
-        .query::<(Entity, &Net)>()
-        .iter(app.world())
-        .find(|(_, net)| net.0 == agent_id)
-        .map(|(e, _)| e)
-        .unwrap();
+    let agent = entity_of(&mut app, agent_id);
 
     // The agent speaks, as its brain would.
     app.world_mut().write_message(ActorCommand {
@@ -674,13 +751,7 @@ fn agents_and_players_speak_through_the_same_system() {
     ada.send(&ClientMessage::Say {
         text: "Only me, sorry!".into(),
     });
-    let ada_avatar = app
-        .world_mut()
-        .query::<(Entity, &Net)>()
-        .iter(app.world())
-        .find(|(_, net)| net.0 == ada_id)
-        .map(|(e, _)| e)
-        .unwrap();
+    let ada_avatar = entity_of(&mut app, ada_id);
     run_until(
         &mut app,
         &mut [&mut ada],

@@ -1,8 +1,9 @@
 //! One way to build the server's app, for `sim`, `serve`, the tests and the benches:
 //! [`ServerApp::new`] with what the world starts from, then the optional parts (a brain for new
 //! agents, persona hot reload, model workers, the network, persistence), then
-//! [`ServerApp::build`]. The builder inserts each part's resources before its plugin, so no
-//! caller has to know what must come first.
+//! [`ServerApp::build`]. The builder puts each part's resources in place before the plugins
+//! that read them at build time, and the world's plugins read the optional resources only
+//! when they run (at startup or per tick), so the parts can be given in any order.
 
 use crate::actors::AwayPlayers;
 use crate::agents::hot_reload::WatchPersonas;

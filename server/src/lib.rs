@@ -1,15 +1,16 @@
 //! The Agora world server: a town of generative agents in a Bevy ECS world.
 //!
 //! The module tree is the plugin tree, and the modules are layered: each imports only from
-//! the layers below it (docs/architecture.md; a test checks it).
+//! the layers below it (docs/architecture.md; the test at the end of this file checks it).
+//! Bottom first:
 //!
-//! 1. [`schedule`], [`time`]: the tick's sets in order; the game clock.
-//! 2. [`happenings`]: what happened, as messages; the event log is one reader.
-//! 3. [`world`]: the map, paths, walking, who stands where.
-//! 4. [`actors`]: what players and agents both do (move, say, use, teams), one set of rules.
-//! 5. [`agents`]: agents from personas, their brains; then [`cognition`].
-//! 6. Adapters: [`net`] (players over UDP), [`persist`] (SQLite), [`sim`] and [`serve`]
-//!    (the runs), [`cli`]; [`app`] builds the app for all of them.
+//! - [`schedule`] (the tick's sets), [`time`] (the game clock);
+//! - [`happenings`]: what happened, as messages; the event log is one reader;
+//! - [`world`]: the map, paths, walking, who stands where;
+//! - [`actors`]: what players and agents both do (move, say, use, teams), one set of rules;
+//! - [`agents`]: agents from personas, their brains; then [`cognition`];
+//! - adapters: [`net`] (players over UDP), [`persist`] (SQLite);
+//! - [`app`], which builds the app for [`sim`] and [`serve`] (the runs), and [`cli`].
 
 pub mod actors;
 pub mod agents;
@@ -73,17 +74,59 @@ mod layers {
         LAYERS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)
     }
 
-    /// The top-level modules a source text names with `crate::`.
-    fn imports(text: &str) -> BTreeSet<String> {
-        text.match_indices("crate::")
-            .map(|(at, _)| {
-                text[at + "crate::".len()..]
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect::<String>()
-            })
-            .filter(|name| !name.is_empty())
+    fn identifier(text: &str) -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect()
+    }
+
+    /// The top-level modules a source text names with `crate::` (`crate::{a, b::C}` too).
+    /// Paths that reach the root by `super::` are not seen; none exist, keep it so.
+    fn imports(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let mut depth = 0;
+                let end = group
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += match c {
+                            '{' => 1,
+                            '}' => -1,
+                            _ => 0,
+                        };
+                        depth < 0
+                    })
+                    .map_or(group.len(), |(i, _)| i);
+                let mut depth = 0;
+                let mut start = 0;
+                for (i, c) in group[..end].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            names.insert(identifier(&group[start..i]));
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+                names.insert(identifier(&group[start..end]));
+            } else {
+                names.insert(identifier(rest));
+            }
+        }
+        names.retain(|name| !name.is_empty() && name != "self");
+        names
+    }
+
+    #[test]
+    fn grouped_imports_are_seen() {
+        let names = imports("use crate::{net, world::{A, B}, actors::X};\nuse crate::time::T;");
+        let expected = ["actors", "net", "time", "world"].map(String::from);
+        assert_eq!(names, BTreeSet::from(expected));
     }
 
     fn sources(path: &Path, out: &mut Vec<(String, String)>) {

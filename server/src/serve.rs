@@ -72,6 +72,7 @@ pub struct ServeReport {
 pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     // First of all: a signal during start-up, too, stops the run cleanly.
     let stop = stop_on_signal();
+    stop.store(false, Ordering::Relaxed);
     let prepared = prepare(config)?;
     let mut app = build(config, prepared)?;
     let ticks = run_ticks(&mut app, config, &stop);
@@ -172,7 +173,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             start,
             tick_ms,
             agents: agents as u32,
-            brain: BrainKind::Routine.name().into(),
+            brain: BrainKind::default().name().into(),
         },
     );
     let (app, bound) = ServerApp::new(WorldSetup {
@@ -283,7 +284,7 @@ fn shutdown(
 ) -> Result<ServeReport, String> {
     let dropped = app.world().resource::<Dropped>().messages;
     let clock = app.world().resource::<GameClock>().clone();
-    crate::persist::players::save_all(app.world_mut());
+    crate::persist::save_all(app.world_mut());
     app.world()
         .resource::<Persistence>()
         .flush()
@@ -315,10 +316,11 @@ fn shutdown(
 /// Set by Ctrl-C or SIGTERM: the loop stops after the tick in progress.
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-/// Catches SIGINT and SIGTERM (once per process; a second `run` shares the flag). signal-hook
+/// Catches SIGINT and SIGTERM (once per process; a later `run` shares the flag). signal-hook
 /// registers whatever disposition the process inherited: a server started with `&` from a
-/// script inherits SIGINT ignored, and ctrlc, used before, refused to install there. A second
-/// signal while stopping exits at once (status 1), for a save that hangs.
+/// script inherits SIGINT ignored, and ctrlc, used before, refused to install there. (So a
+/// Ctrl-C at the terminal stops a background `serve` too: it saves, where being killed would
+/// not.) A second signal while stopping exits at once (status 1), for a save that hangs.
 fn stop_on_signal() -> Arc<AtomicBool> {
     STOP.get_or_init(|| {
         let stop = Arc::new(AtomicBool::new(false));

@@ -2,7 +2,6 @@
 //! Every change is a happening (an `activity` line in the log) and is replicated to viewers.
 
 use crate::happenings::Happened;
-use crate::schedule::TickSystems;
 use crate::world::ActorId;
 use agora_shared::GameTime;
 use agora_shared::events::Event;
@@ -76,10 +75,13 @@ impl Activity {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_systems(Update, record_activity_changes.in_set(TickSystems::Act));
+    app.add_systems(
+        Update,
+        record_activity_changes.in_set(super::ActorSystems::Record),
+    );
 }
 
-pub(super) fn record_activity_changes(
+fn record_activity_changes(
     mut happened: MessageWriter<Happened>,
     changed: Query<(&ActorId, &Activity), Changed<Activity>>,
 ) {

@@ -1,12 +1,11 @@
 //! Commands actors issue and the one system that carries them out, in the order they were
-//! issued: players' (decoded by `net/` in [`TickSystems::Input`]) before agents' (their brains,
-//! in [`TickSystems::Think`]).
+//! issued: players' (decoded by `net/` in the tick's `Input` set) before agents' (their brains,
+//! in `Think`).
 
 use super::activity::{Activity, ActivityKind};
 use super::speech::{self, clean_text};
-use super::{Player, Team, objects};
+use super::{ActorSystems, Player, Team, objects};
 use crate::happenings::{Happened, Heard};
-use crate::schedule::TickSystems;
 use crate::time::GameClock;
 use crate::world::{ActorId, Destination, Occupancy, Position, TownMap};
 use agora_shared::TilePos;
@@ -47,12 +46,7 @@ pub struct Refused {
 pub fn plugin(app: &mut App) {
     app.add_message::<ActorCommand>()
         .add_message::<Refused>()
-        .add_systems(
-            Update,
-            perform
-                .in_set(TickSystems::Act)
-                .before(super::activity::record_activity_changes),
-        );
+        .add_systems(Update, perform.in_set(ActorSystems::Perform));
 }
 
 /// What this tick's earlier commands made of an actor (their inserts apply after the system):

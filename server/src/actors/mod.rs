@@ -21,8 +21,24 @@ pub use commands::{Action, ActorCommand, Refused};
 pub use players::{Away, AwayPlayers, Player};
 pub use teams::Team;
 
+use crate::schedule::TickSystems;
 use bevy::prelude::*;
 
+/// The actor layer's steps inside [`TickSystems::Act`], in order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorSystems {
+    /// Carry out this tick's commands.
+    Perform,
+    /// Record what changed (activities) as happenings.
+    Record,
+}
+
 pub fn plugin(app: &mut App) {
-    app.add_plugins((commands::plugin, activity::plugin));
+    app.configure_sets(
+        Update,
+        (ActorSystems::Perform, ActorSystems::Record)
+            .chain()
+            .in_set(TickSystems::Act),
+    )
+    .add_plugins((commands::plugin, activity::plugin));
 }

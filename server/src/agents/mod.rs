@@ -2,9 +2,9 @@
 
 pub mod brain;
 pub mod hot_reload;
-pub mod roster;
-pub mod routine;
-pub mod spawn;
+mod roster;
+mod routine;
+mod spawn;
 
 use agora_shared::persona::Persona;
 use bevy::prelude::*;

@@ -2,7 +2,7 @@
 //! pool, tagged with the asking agent's entity) and read the answers as [`ModelResult`]
 //! messages, delivered at the start of each tick's thinking. Nothing here waits for a model.
 
-use crate::agents::brain::BrainSystems;
+use crate::agents::BrainSystems;
 use crate::schedule::TickSystems;
 use agora_llm::worker::{JobResult, WorkerPool};
 use bevy::prelude::*;

@@ -7,7 +7,7 @@
 //! Order: messages are read in the order they were written, and the tick's sets run in a fixed
 //! order, so the log's order is the tick's order (what makes `sim` reproducible).
 
-pub mod log;
+mod log;
 mod sink;
 mod stats;
 

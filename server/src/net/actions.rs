@@ -53,16 +53,18 @@ impl Budget {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_systems(
-        Update,
-        (
-            decode_messages.in_set(TickSystems::Input),
-            answer_refusals
-                .in_set(TickSystems::Record)
-                .before(ReplicationSystems::Views),
-        )
-            .run_if(resource_exists::<RenetServer>),
-    );
+    app.add_message::<ActorCommand>()
+        .add_message::<Refused>()
+        .add_systems(
+            Update,
+            (
+                decode_messages.in_set(TickSystems::Input),
+                answer_refusals
+                    .in_set(TickSystems::Record)
+                    .before(ReplicationSystems::Views),
+            )
+                .run_if(resource_exists::<RenetServer>),
+        );
 }
 
 /// Reads each client's messages (at most [`MESSAGES_PER_TICK`]) and turns them into commands
@@ -99,8 +101,12 @@ fn decode_messages(
             dropped.messages += 1;
             strikes += 1;
         }
-        let mut read = 0;
-        while read < MESSAGES_PER_TICK && budget.strikes + strikes < STRIKES_TO_DISCONNECT {
+        // Every command may yet be refused (in Act) and count as a strike: a client near the
+        // limit gets no more commands in than strikes it has left.
+        let (mut read, mut commands_sent) = (0, 0);
+        while read < MESSAGES_PER_TICK
+            && budget.strikes + strikes + commands_sent < STRIKES_TO_DISCONNECT
+        {
             let Some(bytes) = server.receive_message(client_id, Channel::Reliable) else {
                 break;
             };
@@ -157,15 +163,22 @@ fn decode_messages(
                 actor: entity,
                 action,
             });
+            commands_sent += 1;
         }
-        budget.strikes += strikes;
         for reply in replies {
             server.send_message(client_id, Channel::Reliable, encode(&reply));
         }
-        if budget.strikes >= STRIKES_TO_DISCONNECT {
-            warn!("{}: too many refused messages; disconnecting", actor.0);
-            server.disconnect(client_id);
-        }
+        strike(&mut server, &mut budget, client_id, &actor.0, strikes);
+    }
+}
+
+/// Adds `strikes` to a client's record, and disconnects it once the record reaches the limit.
+fn strike(server: &mut RenetServer, budget: &mut Budget, client_id: u64, who: &str, strikes: u32) {
+    let before = budget.strikes;
+    budget.strikes += strikes;
+    if before < STRIKES_TO_DISCONNECT && budget.strikes >= STRIKES_TO_DISCONNECT {
+        warn!("{who}: too many refused messages; disconnecting");
+        server.disconnect(client_id);
     }
 }
 
@@ -183,11 +196,7 @@ fn answer_refusals(
             reason: reason.clone(),
         };
         server.send_message(player.client_id, Channel::Reliable, encode(&reply));
-        budget.strikes += 1;
-        if budget.strikes == STRIKES_TO_DISCONNECT {
-            warn!("{}: too many refused messages; disconnecting", id.0);
-            server.disconnect(player.client_id);
-        }
+        strike(&mut server, &mut budget, player.client_id, &id.0, 1);
     }
 }
 

@@ -15,6 +15,8 @@ pub mod token_endpoint;
 use bevy::prelude::*;
 
 /// The network plugins. [`server::listen`] opens the socket (`ServerApp::net` does both).
+/// Each registers the messages it reads and writes (their own plugins do too; adding one
+/// twice is harmless), so each also works on its own in a test.
 pub fn plugin(app: &mut App) {
     app.add_plugins((server::plugin, replication::plugin, actions::plugin));
 }

@@ -104,7 +104,8 @@ pub enum ReplicationSystems {
 }
 
 pub fn plugin(app: &mut App) {
-    app.init_resource::<NetIds>()
+    app.add_message::<Heard>()
+        .init_resource::<NetIds>()
         .init_resource::<ViewRange>()
         .configure_sets(
             Update,
@@ -116,7 +117,7 @@ pub fn plugin(app: &mut App) {
         .add_systems(
             Update,
             (
-                name_agents.before(TickSystems::Record),
+                name_agents.in_set(TickSystems::Act),
                 update_views.in_set(ReplicationSystems::Views),
                 (send_positions, send_activities, send_teams, send_speech)
                     .chain()
@@ -153,7 +154,7 @@ type Visible<'w, 's> = Query<
 >;
 
 fn within(a: TilePos, b: TilePos, radius: u16) -> bool {
-    a.x.abs_diff(b.x) <= radius && a.y.abs_diff(b.y) <= radius
+    a.chebyshev(b) <= radius
 }
 
 fn update_views(
@@ -280,6 +281,8 @@ fn send_speech(
     listeners: Query<(&Player, &View), With<Joined>>,
     speakers: Query<&Net>,
 ) {
+    // A line's listeners come one after another: it is encoded once for all of them.
+    let mut last: Option<(Entity, &str, Vec<u8>)> = None;
     for Heard {
         listener,
         speaker,
@@ -289,14 +292,24 @@ fn send_speech(
         let Ok((player, view)) = listeners.get(*listener) else {
             continue;
         };
-        if let Ok(net) = speakers.get(*speaker)
-            && view.sees(*speaker)
+        let Ok(net) = speakers.get(*speaker) else {
+            continue;
+        };
+        if !view.sees(*speaker) {
+            continue;
+        }
+        if last
+            .as_ref()
+            .is_none_or(|(s, t, _)| s != speaker || t != text)
         {
             let message = ServerMessage::Said {
                 id: net.0,
                 text: text.clone(),
             };
-            server.send_message(player.client_id, Channel::Reliable, encode(&message));
+            last = Some((*speaker, text, encode(&message)));
+        }
+        if let Some((_, _, bytes)) = &last {
+            server.send_message(player.client_id, Channel::Reliable, bytes.clone());
         }
     }
 }
@@ -361,7 +374,6 @@ mod tests {
         app.add_plugins(MinimalPlugins)
             .insert_resource(server)
             .insert_resource(GameClock::new(GameTime(0), 1_000))
-            .add_message::<Heard>()
             .add_plugins(plugin);
         let mut client = RenetClient::new(connection_config());
         let viewer = player(&mut app, VIEWER, 1, TilePos::new(10, 10));

@@ -82,7 +82,8 @@ fn spawn_tile(map: &TownMap) -> TilePos {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_plugins((RenetServerPlugin, NetcodeServerPlugin))
+    app.add_message::<Happened>()
+        .add_plugins((RenetServerPlugin, NetcodeServerPlugin))
         .init_resource::<Avatars>()
         .init_resource::<AwayPlayers>()
         .init_resource::<Dropped>()

@@ -4,13 +4,14 @@
 //! Reads happen once, before the world runs ([`store::Store::load`]); writes go through
 //! [`writer::Persistence`], a thread that owns the connection, so no tick waits on the disk.
 
-pub mod players;
-pub mod store;
-pub mod writer;
+mod players;
+mod store;
+mod writer;
 
 use bevy::prelude::*;
 
 pub use players::away_players;
+pub(crate) use players::save_all;
 pub use store::{Saved, SavedPlayer, Store, StoreError};
 pub use writer::Persistence;
 

@@ -3,8 +3,8 @@
 pub mod map;
 pub mod movement;
 pub mod occupancy;
-pub mod path;
-pub mod tiled;
+mod path;
+mod tiled;
 
 use bevy::prelude::*;
 

@@ -674,7 +674,8 @@ fn bots_join_wander_and_chat_without_drops() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let from_url = Tokens::Url(format!("http://{}", endpoint.addr));
+    // The URL as `serve` prints it.
+    let from_url = Tokens::Url(agora_net::fetch::endpoint_url(endpoint.addr));
     let from_key = Tokens::Key(key);
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| bot::run(addr, &from_url, "bot", 8, Duration::from_secs(6)));

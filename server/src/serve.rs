@@ -198,8 +198,8 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             crate::net::token_endpoint::start(at, key, vec![public], Duration::from_secs(3600))
                 .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
         println!(
-            "serve: tokens at http://{}/token?player=NAME",
-            endpoint.addr
+            "serve: tokens at {}",
+            agora_net::fetch::endpoint_url(endpoint.addr)
         );
     }
     let mut app = app.build();

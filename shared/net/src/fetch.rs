@@ -5,6 +5,12 @@ use std::time::Duration;
 /// Most bytes read from a token reply (a token is 2 KiB).
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
 
+/// How a token endpoint listening at `addr` is named to users (what `serve` prints):
+/// `http://ADDR/token?player=NAME`. [`token`] takes it as it is.
+pub fn endpoint_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}/token?player=NAME")
+}
+
 /// The endpoint's base URL from what a user may paste: the base itself
 /// (`http://127.0.0.1:5001`) or the URL `serve` prints (`http://127.0.0.1:5001/token?player=NAME`).
 pub fn base_url(url: &str) -> &str {

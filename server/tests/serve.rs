@@ -248,13 +248,23 @@ fn a_killed_server_restarts_with_players_where_they_were() {
     });
     assert_eq!(team, Some(Some("lanterns".to_string())));
 
-    // The first run's log is kept beside the new one.
+    // The first run's log is kept beside the new one, and the kill lost it no more than its
+    // last moments: it has Ada's arrival and her walk.
     let logs: Vec<String> = std::fs::read_dir(dir.path().join("run"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("events"))
         .collect();
     assert_eq!(logs.len(), 2, "{logs:?}");
+    let killed = logs.iter().find(|n| n.starts_with("events-")).unwrap();
+    let killed = std::fs::read_to_string(dir.path().join("run").join(killed)).unwrap();
+    assert!(killed.starts_with("{") && killed.contains("\"kind\":\"run_started\""));
+    assert!(killed.contains("\"kind\":\"player_joined\",\"player\":\"player:ada\""));
+    assert!(
+        killed.contains("\"kind\":\"move\",\"agent\":\"player:ada\""),
+        "the killed run's log lost ada's walk: {} bytes",
+        killed.len()
+    );
 
     // A second server on the same database is turned away.
     let third = Command::new(env!("CARGO_BIN_EXE_agora-server"))

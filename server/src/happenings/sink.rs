@@ -2,7 +2,7 @@ use super::LogStats;
 use agora_shared::events::EventRecord;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -77,7 +77,9 @@ impl EventSink for MemorySink {
 /// Batches of events the tick thread may get ahead of the writer before it waits.
 const WRITER_QUEUE_BATCHES: usize = 4096;
 
-/// Writes `events.jsonl` on its own thread; the tick thread only sends batches.
+/// Writes `events.jsonl` on its own thread; the tick thread only sends batches. The file is
+/// written through whenever the writer has caught up (every tick when serving), so a killed
+/// process leaves a log that stops where it was killed.
 pub struct JsonlFileSink {
     sender: Option<SyncSender<Vec<EventRecord>>>,
     writer: Option<JoinHandle<std::io::Result<LogStats>>>,
@@ -93,7 +95,20 @@ impl JsonlFileSink {
                 let mut out = BufWriter::with_capacity(1 << 20, file);
                 let mut stats = LogStats::default();
                 let mut line = Vec::with_capacity(256);
-                for batch in receiver {
+                loop {
+                    // Whenever it has caught up, what it wrote goes to the file before it
+                    // waits: a killed server loses at most the batches in flight, not a buffer.
+                    let batch = match receiver.try_recv() {
+                        Ok(batch) => batch,
+                        Err(TryRecvError::Empty) => {
+                            out.flush()?;
+                            match receiver.recv() {
+                                Ok(batch) => batch,
+                                Err(_) => break,
+                            }
+                        }
+                        Err(TryRecvError::Disconnected) => break,
+                    };
                     for record in batch {
                         line.clear();
                         serde_json::to_writer(&mut line, &record).map_err(std::io::Error::other)?;

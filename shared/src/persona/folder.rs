@@ -2,6 +2,7 @@
 
 use super::{Context, Persona, PersonaError, Places, parse_persona, persona_id_from_path};
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Persona files larger than this are refused unread (a persona is a few KB).
@@ -33,7 +34,9 @@ pub fn is_persona_file(path: &Path) -> bool {
         && !name.starts_with('.')
 }
 
-/// Reads a persona file, refusing oversized ones.
+/// Reads a persona file, refusing oversized ones and anything that is not a regular file
+/// (a link to /dev/zero reports length 0 and never ends; opening a FIFO waits for a writer).
+/// The read itself is bounded too, for a file that grows after it was measured.
 pub fn read_persona_file(path: &Path) -> Result<String, PersonaError> {
     let whole_file = |message: String| PersonaError {
         file: path.to_path_buf(),
@@ -41,15 +44,31 @@ pub fn read_persona_file(path: &Path) -> Result<String, PersonaError> {
         field: String::new(),
         message,
     };
-    let len = std::fs::metadata(path)
-        .map_err(|e| whole_file(format!("cannot read: {e}")))?
-        .len();
-    if len > MAX_PERSONA_FILE_BYTES {
-        return Err(whole_file(format!(
-            "is {len} bytes, expected at most {MAX_PERSONA_FILE_BYTES}"
-        )));
+    let metadata = std::fs::metadata(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
+    if !metadata.is_file() {
+        return Err(whole_file(
+            "is not a regular file (a device, a pipe or a link to one)".into(),
+        ));
     }
-    std::fs::read_to_string(path).map_err(|e| whole_file(format!("cannot read: {e}")))
+    let too_big = |len: u64| {
+        whole_file(format!(
+            "is {len} bytes, expected at most {MAX_PERSONA_FILE_BYTES}"
+        ))
+    };
+    if metadata.len() > MAX_PERSONA_FILE_BYTES {
+        return Err(too_big(metadata.len()));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_PERSONA_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| whole_file(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_PERSONA_FILE_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// Loads and validates every persona file in `dir` against the map and against each other.

@@ -226,3 +226,40 @@ fn oversized_file_is_refused_unparsed() {
     assert!(report.personas.is_empty());
     assert!(report.errors[0].message.contains("bytes, expected at most"));
 }
+
+/// A persona "file" that is a link to /dev/zero (length 0, endless) or a FIFO (opening it waits
+/// for a writer) is refused at once, without reading it; the folder's other files still load.
+#[test]
+fn special_files_are_refused_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ann.toml"), VALID).unwrap();
+    let bob = VALID.replace("with = \"bob\"", "with = \"ann\"");
+    std::fs::write(dir.path().join("bob.toml"), bob).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.toml")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let path = dir.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_folder(&path, &ListedPlaces));
+    });
+    let report = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("loading the folder hung on a special file")
+        .unwrap();
+    let ids: Vec<_> = report.personas.iter().map(|(p, _)| p.id.as_str()).collect();
+    assert_eq!(ids, ["ann", "bob"]);
+    let mut refused: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| {
+            assert!(e.message.contains("not a regular file"), "{e}");
+            e.file.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    refused.sort();
+    assert_eq!(refused, ["pipe.toml", "zero.toml"]);
+}

@@ -88,23 +88,15 @@ mod layers {
         for (at, _) in text.match_indices("crate::") {
             let rest = &text[at + "crate::".len()..];
             if let Some(group) = rest.strip_prefix('{') {
-                let mut depth = 0;
-                let end = group
-                    .char_indices()
-                    .find(|&(_, c)| {
-                        depth += match c {
-                            '{' => 1,
-                            '}' => -1,
-                            _ => 0,
-                        };
-                        depth < 0
-                    })
-                    .map_or(group.len(), |(i, _)| i);
-                let mut depth = 0;
-                let mut start = 0;
-                for (i, c) in group[..end].char_indices() {
+                // The group's top-level items, up to its closing brace.
+                let (mut depth, mut start) = (0, 0);
+                for (i, c) in group.char_indices() {
                     match c {
                         '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            names.insert(identifier(&group[start..i]));
+                            break;
+                        }
                         '}' => depth -= 1,
                         ',' if depth == 0 => {
                             names.insert(identifier(&group[start..i]));
@@ -113,7 +105,6 @@ mod layers {
                         _ => {}
                     }
                 }
-                names.insert(identifier(&group[start..end]));
             } else {
                 names.insert(identifier(rest));
             }

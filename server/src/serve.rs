@@ -56,6 +56,18 @@ pub struct ServeConfig {
     pub view: ViewRange,
 }
 
+impl ServeConfig {
+    /// The run's event log.
+    fn events(&self) -> PathBuf {
+        self.out.join("events.jsonl")
+    }
+
+    /// Wall time per tick.
+    fn tick(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.hz)
+    }
+}
+
 /// What a bounded run did.
 #[derive(Debug)]
 pub struct ServeReport {
@@ -122,7 +134,7 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             start
         );
     }
-    keep_earlier_log(&config.out.join("events.jsonl"))?;
+    keep_earlier_log(&config.events())?;
     let (key, origin) = ServerKey::load_or_create(&config.key).map_err(|e| e.to_string())?;
     match origin {
         KeyOrigin::Created(path) => eprintln!(
@@ -155,10 +167,10 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
         key,
     } = prepared;
     let agents = roster.agents;
-    let events = config.out.join("events.jsonl");
+    let events = config.events();
     let sink = JsonlFileSink::create(&events)
         .map_err(|e| format!("cannot create {}: {e}", events.display()))?;
-    let tick_ms = (config.hz.recip() * config.time_scale * 1000.0)
+    let tick_ms = (config.tick().as_secs_f64() * config.time_scale * 1000.0)
         .round()
         .max(1.0) as u64;
     let world = map.world.clone();
@@ -228,7 +240,7 @@ struct TickFigures {
 
 /// Ticks at `--hz` until `--seconds` pass or a signal asks to stop.
 fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigures {
-    let tick = Duration::from_secs_f64(1.0 / config.hz);
+    let tick = config.tick();
     let started = Instant::now();
     let mut next = started;
     let mut figures = TickFigures {
@@ -296,12 +308,8 @@ fn shutdown(
             ticks: figures.ticks,
         },
     );
-    log.finish().map_err(|e| {
-        format!(
-            "cannot write {}: {e}",
-            config.out.join("events.jsonl").display()
-        )
-    })?;
+    log.finish()
+        .map_err(|e| format!("cannot write {}: {e}", config.events().display()))?;
     let mean = |(sum, n): (f64, u64)| sum / n.max(1) as f64;
     Ok(ServeReport {
         ticks: figures.ticks,

@@ -24,6 +24,7 @@ fn run_day(seed: u64, out: &Path) -> (SimSummary, Vec<EventRecord>) {
         start: "00:00".parse().unwrap(),
         tick_ms: 10_000,
         brain: BrainKind::Routine,
+        memory: false,
         watch: false,
         progress: false,
     };

@@ -13,7 +13,7 @@ use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_llm::worker::{JobRequest, Priority, Purpose, WorkerPool};
 use agora_llm::{GenerateRequest, LanguageModel, SamplingParams};
 use agora_server::agents::Roster;
-use agora_server::cognition::model_queue::ModelWorkers;
+use agora_server::cognition::{ModelTiming, ModelWorkers};
 use agora_server::happenings::{EventLog, NullSink};
 use agora_server::schedule::TickStats;
 use agora_server::time::GameClock;
@@ -72,7 +72,10 @@ fn main() {
         });
         if with_model {
             let model = model.clone().expect("loaded model");
-            app = app.model_workers(ModelWorkers(WorkerPool::start(model, 1, 64)));
+            app = app.model_workers(
+                ModelWorkers(WorkerPool::start(model, 1, 64)),
+                ModelTiming::AsTheyArrive,
+            );
         }
         let mut app = app.build();
         if with_model {

@@ -8,7 +8,7 @@
 use crate::actors::AwayPlayers;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
-use crate::cognition::model_queue::ModelWorkers;
+use crate::cognition::{MemorySetup, ModelCalls, ModelTiming, ModelWorkers};
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
 use crate::persist::Persistence;
@@ -105,9 +105,18 @@ impl ServerApp {
         self
     }
 
-    /// Model calls go to these workers.
-    pub fn model_workers(mut self, workers: ModelWorkers) -> Self {
-        self.app.insert_resource(workers);
+    /// Model calls go to these workers, and their answers take effect as `timing` says.
+    pub fn model_workers(mut self, workers: ModelWorkers, timing: ModelTiming) -> Self {
+        self.app
+            .insert_resource(workers)
+            .insert_resource(ModelCalls::new(timing));
+        self
+    }
+
+    /// Every agent keeps a memory stream: perceives, hears, remembers. Needs model workers
+    /// with an embedder.
+    pub fn memory(mut self, setup: MemorySetup) -> Self {
+        self.app.insert_resource(setup);
         self
     }
 
@@ -155,14 +164,18 @@ fn run_schedules_on_one_thread(app: &mut App) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cognition::PerceptionSettings;
     use crate::happenings::MemorySink;
+    use crate::memory::ImportanceRater;
     use crate::persist::Store;
+    use agora_llm::worker::WorkerPool;
     use bevy::ecs::schedule::{LogLevel, ScheduleBuildSettings};
+    use std::sync::Arc;
 
     /// Two systems of the tick that touch the same data with no order between them would run
     /// in whichever order the executor picks: a replay could differ from its run. Bevy's
     /// ambiguity detection finds such pairs; here it fails the test on any, in the whole server
-    /// (world, network, persistence).
+    /// (world, memory, network, persistence).
     #[test]
     fn the_tick_has_no_ambiguous_system_pairs() {
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
@@ -182,6 +195,15 @@ mod tests {
             log: EventLog::new(MemorySink::default()),
         })
         .persistence(Persistence::start(store), AwayPlayers::default())
+        .model_workers(
+            ModelWorkers(WorkerPool::start_with_embedder(None, None, 1, 8)),
+            ModelTiming::Lockstep { delay_ticks: 1 },
+        )
+        .memory(MemorySetup {
+            rater: Arc::new(ImportanceRater::from_vectors(vec![], vec![])),
+            dimensions: 2,
+            perception: PerceptionSettings::default(),
+        })
         .net(NetSetup {
             bind: "127.0.0.1:0".parse().unwrap(),
             public: None,

@@ -216,6 +216,11 @@ pub struct SimArgs {
     /// Persona folder [default: ASSETS/personas].
     #[arg(long)]
     pub personas: Option<PathBuf>,
+    /// Every agent keeps a memory stream: what it perceives and hears, embedded with MiniLM
+    /// (scripts/fetch-models) and rated for importance, logged as `memory` events. The brain
+    /// still decides what agents do.
+    #[arg(long)]
+    pub memory: bool,
     /// Reload persona files when they are edited during the run (breaks reproducibility).
     #[arg(long)]
     pub watch: bool,
@@ -395,6 +400,7 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         start: args.start,
         tick_ms: (args.tick_seconds * 1000.0).round() as u64,
         brain: args.brain,
+        memory: args.memory,
         watch: args.watch,
         progress: !args.quiet,
     };

@@ -8,7 +8,8 @@
 //! - [`happenings`]: what happened, as messages; the event log is one reader;
 //! - [`world`]: the map, paths, walking, who stands where;
 //! - [`actors`]: what players and agents both do (move, say, use, teams), one set of rules;
-//! - [`agents`]: agents from personas, their brains; then [`cognition`];
+//! - [`agents`]: agents from personas, their brains; [`memory`], each agent's memory stream;
+//!   then [`cognition`];
 //! - adapters: [`net`] (players over UDP), [`persist`] (SQLite);
 //! - [`app`], which builds the app for [`sim`] and [`serve`] (the runs), and [`cli`].
 
@@ -18,6 +19,7 @@ pub mod app;
 pub mod cli;
 pub mod cognition;
 pub mod happenings;
+pub mod memory;
 pub mod net;
 pub mod persist;
 pub mod schedule;
@@ -61,13 +63,14 @@ mod layers {
         ("world", 3),
         ("actors", 4),
         ("agents", 5),
-        ("cognition", 6),
-        ("net", 7),
-        ("persist", 7),
-        ("app", 8),
-        ("sim", 9),
-        ("serve", 9),
-        ("cli", 10),
+        ("memory", 6),
+        ("cognition", 7),
+        ("net", 8),
+        ("persist", 8),
+        ("app", 9),
+        ("sim", 10),
+        ("serve", 10),
+        ("cli", 11),
     ];
 
     fn rank(module: &str) -> Option<u32> {

@@ -90,6 +90,21 @@ pub enum Event {
         speaker: String,
         text: String,
     },
+    /// An agent's memory is complete: written when it was perceived, heard or thought
+    /// (`created`), and now embedded and rated, so retrieval can find it.
+    Memory {
+        agent: String,
+        /// Its id in the agent's stream: 0, 1, 2, ... in the order written.
+        memory: u32,
+        /// `event` (perceived), `thought` (concluded; the persona's seeds too) or `chat` (heard).
+        memory_kind: String,
+        created: GameTime,
+        description: String,
+        /// 1 (mundane) to 10 (poignant).
+        importance: u8,
+        /// Ids of the memories a thought was drawn from.
+        evidence: Vec<u32>,
+    },
     /// Last event of a run.
     RunFinished { ticks: u64 },
 }
@@ -110,6 +125,7 @@ impl Event {
             Event::PlayerLeft { .. } => "player_left",
             Event::Said { .. } => "said",
             Event::Heard { .. } => "heard",
+            Event::Memory { .. } => "memory",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -123,7 +139,8 @@ impl Event {
             | Event::Arrive { agent, .. }
             | Event::PersonaReloaded { agent, .. }
             | Event::PersonaRejected { agent, .. }
-            | Event::Heard { agent, .. } => Some(agent),
+            | Event::Heard { agent, .. }
+            | Event::Memory { agent, .. } => Some(agent),
             Event::RunStarted { .. }
             | Event::DayPhase { .. }
             | Event::RunFinished { .. }

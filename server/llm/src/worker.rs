@@ -133,12 +133,13 @@ pub struct WorkerPool<T = ()> {
 impl<T: Send + 'static> WorkerPool<T> {
     /// Starts `workers` threads serving `model`, with room for `capacity` queued jobs.
     pub fn start(model: Arc<dyn LanguageModel>, workers: usize, capacity: usize) -> Self {
-        Self::start_with_embedder(model, None, workers, capacity)
+        Self::start_with_embedder(Some(model), None, workers, capacity)
     }
 
-    /// As [`Self::start`], and serving [`JobRequest::Embed`] with `embedder`.
+    /// As [`Self::start`], and serving [`JobRequest::Embed`] with `embedder`. Without a
+    /// `model`, generate and score calls fail (a world that only embeds memories).
     pub fn start_with_embedder(
-        model: Arc<dyn LanguageModel>,
+        model: Option<Arc<dyn LanguageModel>>,
         embedder: Option<Arc<dyn TextEmbedder>>,
         workers: usize,
         capacity: usize,
@@ -160,7 +161,7 @@ impl<T: Send + 'static> WorkerPool<T> {
             let spawned = std::thread::Builder::new()
                 .name(format!("llm-worker-{n}"))
                 .spawn(move || {
-                    let backends = (model.as_ref(), embedder.as_deref());
+                    let backends = (model.as_deref(), embedder.as_deref());
                     serve(&queue, &sender, backends, &metrics, &in_flight)
                 });
             if let Err(e) = spawned {
@@ -224,6 +225,18 @@ impl<T> WorkerPool<T> {
             .unwrap_or_default()
     }
 
+    /// Waits up to `timeout` for the next result, then returns every result that has arrived
+    /// (none if the time ran out). For runs that must have an answer before going on (`sim`).
+    pub fn drain_waiting(&self, timeout: Duration) -> Vec<JobResult<T>> {
+        let Ok(results) = self.results.lock() else {
+            return Vec::new();
+        };
+        match results.recv_timeout(timeout) {
+            Ok(first) => std::iter::once(first).chain(results.try_iter()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Calls so far by purpose, as `sim`'s summary reports them.
     pub fn metrics_summary(&self) -> BTreeMap<&'static str, PurposeStats> {
         self.metrics.lock().map(|m| m.summary()).unwrap_or_default()
@@ -254,7 +267,7 @@ impl<T> Drop for WorkerPool<T> {
 fn serve<T>(
     queue: &(Mutex<Queue<T>>, Condvar),
     sender: &Sender<JobResult<T>>,
-    (model, embedder): (&dyn LanguageModel, Option<&dyn TextEmbedder>),
+    (model, embedder): (Option<&dyn LanguageModel>, Option<&dyn TextEmbedder>),
     metrics: &Mutex<LlmMetrics>,
     in_flight: &AtomicU64,
 ) {
@@ -281,8 +294,12 @@ fn serve<T>(
         // A panic in a backend is a bug, but it must not take the server down with it.
         let output =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &job.request {
-                JobRequest::Generate(r) => model.generate(r).map(JobOutput::Generated),
-                JobRequest::Score(r) => model.score(r).map(JobOutput::Scored),
+                JobRequest::Generate(r) => (model.ok_or_else(no_model)?)
+                    .generate(r)
+                    .map(JobOutput::Generated),
+                JobRequest::Score(r) => (model.ok_or_else(no_model)?)
+                    .score(r)
+                    .map(JobOutput::Scored),
                 JobRequest::Embed(texts) => match embedder {
                     Some(e) => {
                         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -309,6 +326,10 @@ fn serve<T>(
             return;
         }
     }
+}
+
+fn no_model() -> LlmError {
+    LlmError::Unavailable("no language model configured".into())
 }
 
 /// Per-purpose counters and latency samples.
@@ -492,6 +513,25 @@ mod tests {
     }
 
     #[test]
+    fn drain_waiting_waits_for_a_result_but_not_past_its_timeout() {
+        let workers = WorkerPool::<()>::start(
+            Arc::new(ScriptedModel {
+                delay: Duration::from_millis(50),
+            }),
+            1,
+            8,
+        );
+        let started = Instant::now();
+        assert!(workers.drain_waiting(Duration::from_millis(20)).is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        let id = workers
+            .submit(None, Purpose::Plan, Priority::Normal, generate("ab"))
+            .unwrap();
+        let results = workers.drain_waiting(Duration::from_secs(10));
+        assert_eq!(results.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    }
+
+    #[test]
     fn full_queue_fails_at_once() {
         let workers = WorkerPool::<()>::start(
             Arc::new(ScriptedModel {
@@ -559,8 +599,12 @@ mod tests {
             })
         };
         let embed = || JobRequest::Embed(vec!["ab".into(), "abcd".into()]);
-        let with =
-            WorkerPool::<()>::start_with_embedder(model(), Some(Arc::new(ScriptedEmbedder)), 1, 8);
+        let with = WorkerPool::<()>::start_with_embedder(
+            Some(model()),
+            Some(Arc::new(ScriptedEmbedder)),
+            1,
+            8,
+        );
         with.submit(None, Purpose::Memory, Priority::Low, embed())
             .unwrap();
         match &wait_for(&with, 1)[0].output {
@@ -577,6 +621,16 @@ mod tests {
             .unwrap();
         let result = &wait_for(&without, 1)[0];
         assert!(matches!(&result.output, Err(LlmError::Unavailable(e)) if e.contains("embedding")));
+
+        let embed_only =
+            WorkerPool::<()>::start_with_embedder(None, Some(Arc::new(ScriptedEmbedder)), 1, 8);
+        embed_only
+            .submit(None, Purpose::Plan, Priority::Normal, generate("x"))
+            .unwrap();
+        let result = &wait_for(&embed_only, 1)[0];
+        assert!(
+            matches!(&result.output, Err(LlmError::Unavailable(e)) if e.contains("no language model"))
+        );
     }
 
     #[test]

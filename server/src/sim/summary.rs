@@ -1,7 +1,7 @@
 use super::SimConfig;
 use crate::happenings::LogStats;
 use crate::schedule::TickStats;
-use agora_llm::worker::PurposeStats;
+use agora_llm::worker::{Purpose, PurposeStats};
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ pub struct SimSummary {
     pub map: String,
     pub agents: usize,
     pub brain: String,
+    /// Whether agents kept memory streams (`--memory`).
+    pub memory: bool,
     pub seed: u64,
     pub start: String,
     pub tick_ms: u64,
@@ -55,13 +57,18 @@ impl SimSummary {
     pub(super) fn new(i: SummaryInputs<'_>) -> Self {
         let wall_seconds = i.wall.as_secs_f64();
         let game_hours = i.ticks as f64 * i.config.tick_ms as f64 / 3_600_000.0;
-        let llm_tokens: u64 = i.llm.values().map(|p| p.tokens_in + p.tokens_out).sum();
+        // The language model's budget: embedding tokens (memory) are another model's.
+        let llm_tokens: u64 = (i.llm.iter())
+            .filter(|(purpose, _)| **purpose != Purpose::Memory.name())
+            .map(|(_, p)| p.tokens_in + p.tokens_out)
+            .sum();
         Self {
             format: EVENT_FORMAT_VERSION,
             agora_version: env!("CARGO_PKG_VERSION").into(),
             map: i.map,
             agents: i.agents,
             brain: i.config.brain.name().into(),
+            memory: i.config.memory,
             seed: i.config.seed,
             start: i.config.start.to_string(),
             tick_ms: i.config.tick_ms,

@@ -1,0 +1,258 @@
+//! Hand-labelled sets for the decisions that models make in cognition, measured on the real
+//! models (MiniLM and the embedded gemma-3-270m; `scripts/fetch-models`). Each test prints
+//! the figure of every method tried and asserts that the method cognition uses is good
+//! enough and no worse than the alternatives.
+
+use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_llm::backends::minilm::{Embedder, default_folder};
+use agora_llm::{LanguageModel, ScoreRequest, TextEmbedder};
+use agora_server::memory::ImportanceRater;
+use std::sync::OnceLock;
+
+fn embedder() -> &'static Embedder {
+    static MODEL: OnceLock<Embedder> = OnceLock::new();
+    MODEL.get_or_init(|| Embedder::load(&default_folder()).expect("run scripts/fetch-models"))
+}
+
+fn language_model() -> &'static EmbeddedModel {
+    static MODEL: OnceLock<EmbeddedModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let path = agora_llm::locate::language_model(None).expect("run scripts/fetch-models");
+        EmbeddedModel::load(&path, EmbeddedOptions::default()).expect("model loads")
+    })
+}
+
+/// Memories as cognition writes them (observations, heard lines, persona seeds), each with a
+/// poignancy 1-10 given by hand on the paper's scale: 1 is brushing teeth, 10 a break-up or a
+/// college acceptance.
+const IMPORTANCE: &[(&str, u8)] = &[
+    ("Marisol Alvarez is sleeping", 1),
+    ("Iris Chen is wiping the counter", 1),
+    ("the bed is in use", 1),
+    ("Gabriel Reyes is walking to the park", 2),
+    ("Kenji Nakamura is eating breakfast at home", 2),
+    ("Oscar Bailey is reading the newspaper", 2),
+    ("Leila Haddad ordered an oat latte", 2),
+    ("Tomasz Kowalski is watering the garden", 2),
+    ("Priya Sharma is using the stove", 2),
+    ("Henrik Lindqvist is repairing a bicycle", 2),
+    ("Diego Alvarez said: \"Nice weather today.\"", 2),
+    ("Hannah Weiss said: \"The bread was good this morning.\"", 3),
+    ("Anna Kowalski said: \"I finished painting the fence.\"", 3),
+    (
+        "Felix Moreau is practising the violin for a concert next week",
+        5,
+    ),
+    (
+        "Samir and Leila Haddad had a loud argument outside the library",
+        7,
+    ),
+    (
+        "Patrick Brennan said: \"The bakery is closing for good.\"",
+        7,
+    ),
+    (
+        "Marisol is planning a harvest party at Willow Cafe and invited everyone",
+        7,
+    ),
+    ("Gabriel Reyes announced that he is running for mayor", 8),
+    (
+        "Lucia was accepted to a summer research program three states away",
+        8,
+    ),
+    (
+        "Yuki Nakamura said: \"I am moving away from Maple Hollow next month.\"",
+        8,
+    ),
+    ("Eleanor Price fell on the ice and broke her wrist", 9),
+    (
+        "Mateo Rossi confessed that he has been in love with Priya for years",
+        9,
+    ),
+    ("Astrid Lindqvist said: \"Will you come to my wedding?\"", 9),
+    (
+        "Chidi Okafor said: \"My father collapsed at the farm and is in hospital.\"",
+        10,
+    ),
+];
+
+/// A second set, written after the prototypes were chosen on [`IMPORTANCE`] and never tuned
+/// on: the figure that says whether the choice generalises.
+const IMPORTANCE_HELD_OUT: &[(&str, u8)] = &[
+    ("Samir Haddad is sweeping the library floor", 1),
+    ("Ngozi Okafor is drinking tea", 1),
+    ("Felix Moreau said: \"Good morning.\"", 1),
+    ("Jordan Lee is jogging along the river", 2),
+    ("Emeka Okafor is feeding the chickens", 2),
+    ("Maeve Brennan is signing letters at the town hall", 3),
+    ("Oscar Bailey's dog ran away and has not come back", 7),
+    (
+        "Kenji Nakamura said: \"My daughter is getting married in spring.\"",
+        8,
+    ),
+    ("Priya Sharma won the regional science prize", 8),
+    (
+        "Iris Chen said: \"I'm opening my own gallery next month.\"",
+        8,
+    ),
+    ("Hannah Weiss was fired from the bakery", 9),
+    (
+        "Diego Alvarez said: \"There's a fire at the old mill!\"",
+        10,
+    ),
+];
+
+/// A third set, written after the prototypes were redesigned as the categories of the paper's
+/// scale (and before they were measured on it).
+const IMPORTANCE_FRESH: &[(&str, u8)] = &[
+    ("Lucia Alvarez is doing homework at the kitchen table", 1),
+    ("Tomasz Kowalski is buying bread", 1),
+    ("Astrid Lindqvist said: \"See you tomorrow.\"", 1),
+    ("Gabriel Reyes is sanding a table in the workshop", 2),
+    ("Leila Haddad is writing in her notebook at the cafe", 2),
+    ("Henrik Lindqvist said: \"The river is high today.\"", 3),
+    (
+        "Patrick Brennan said: \"Would you like to join my band?\"",
+        6,
+    ),
+    ("Chidi Okafor's barn roof collapsed in the storm", 8),
+    ("Maeve Brennan said: \"I will not run for mayor again.\"", 8),
+    ("Mateo Rossi and Priya Sharma broke up", 9),
+    ("Yuki Nakamura said: \"I'm pregnant.\"", 10),
+    ("Eleanor Price is in hospital after a heart attack", 10),
+];
+
+/// Ranks with ties averaged (1-based).
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        for &k in &order[i..=j] {
+            ranks[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation: Pearson's on the ranks.
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let var = |r: &[f64], m: f64| r.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+    cov / (var(&ra, ma) * var(&rb, mb)).sqrt()
+}
+
+#[test]
+fn spearman_is_right_on_known_orders() {
+    assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+    assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+    assert_eq!(ranks(&[5.0, 1.0, 5.0]), [2.5, 1.0, 2.5]);
+}
+
+/// The paper's poignancy prompt (generative_agents, `poignancy_event_v1.txt`), for a base model.
+fn paper_prompt(event: &str) -> String {
+    format!(
+        "Here is a brief description of Marisol Alvarez.\nMarisol runs Willow Cafe in Maple \
+         Hollow; she is warm and busy.\n\nOn the scale of 1 to 10, where 1 is purely mundane \
+         (e.g., brushing teeth, making bed) and 10 is extremely poignant (e.g., a break up, \
+         college acceptance), rate the likely poignancy of the following event for Marisol \
+         Alvarez.\n\nEvent: {event}\nRate (return a number between 1 to 10):"
+    )
+}
+
+/// The model's expected rating: the ten answers' probabilities, renormalised, times 1..10.
+fn model_expected_rating(event: &str) -> f64 {
+    let candidates: Vec<String> = (1..=10).map(|n| format!(" {n}")).collect();
+    let scores = language_model()
+        .score(&ScoreRequest {
+            prompt: paper_prompt(event),
+            candidates,
+        })
+        .expect("scoring works");
+    let top = scores.logprobs.iter().copied().fold(f32::MIN, f32::max);
+    let weights: Vec<f64> = scores
+        .logprobs
+        .iter()
+        .map(|&l| f64::from(l - top).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (i + 1) as f64 * w / total)
+        .sum()
+}
+
+/// MiniLM-prototype ratings of a labelled set: Spearman's rho and the mean absolute error,
+/// each memory printed.
+fn rate_set(rater: &ImportanceRater, name: &str, set: &[(&str, u8)]) -> (f64, f64) {
+    let texts: Vec<&str> = set.iter().map(|(t, _)| *t).collect();
+    let labels: Vec<f64> = set.iter().map(|(_, l)| f64::from(*l)).collect();
+    let vectors = embedder().embed(&texts).unwrap().vectors;
+    let rated: Vec<f64> = vectors.iter().map(|v| f64::from(rater.rate(v))).collect();
+    for ((text, label), (v, r)) in set.iter().zip(vectors.iter().zip(&rated)) {
+        eprintln!(
+            "{name}: {label:>2} label  minilm {:>+.3} -> {r:>2}  {text}",
+            rater.signal(v)
+        );
+    }
+    let mae = rated
+        .iter()
+        .zip(&labels)
+        .map(|(r, l)| (r - l).abs())
+        .sum::<f64>()
+        / labels.len() as f64;
+    (spearman(&rated, &labels), mae)
+}
+
+#[test]
+fn importance_from_embeddings_orders_memories_as_people_do() {
+    let rater = ImportanceRater::new(embedder()).unwrap();
+    let mut figures = Vec::new();
+    for (name, set) in [
+        ("first", IMPORTANCE),
+        ("held-out", IMPORTANCE_HELD_OUT),
+        ("fresh", IMPORTANCE_FRESH),
+    ] {
+        let (rho, mae) = rate_set(&rater, name, set);
+        figures.push((name, set.len(), rho, mae));
+    }
+    let labels: Vec<f64> = IMPORTANCE.iter().map(|(_, l)| f64::from(*l)).collect();
+    let model: Vec<f64> = IMPORTANCE
+        .iter()
+        .map(|(t, _)| model_expected_rating(t))
+        .collect();
+    let rho_model = spearman(&model, &labels);
+    for (name, n, rho, mae) in &figures {
+        eprintln!(
+            "importance, {name} set ({n} memories): minilm prototypes rho {rho:.3}, mean abs error {mae:.2}"
+        );
+    }
+    eprintln!(
+        "importance, first set: gemma-270m paper prompt (expected rating) rho {rho_model:.3}"
+    );
+    let all: Vec<(&str, u8)> = [IMPORTANCE, IMPORTANCE_HELD_OUT, IMPORTANCE_FRESH].concat();
+    let (rho_all, mae_all) = rate_set(&rater, "all", &all);
+    eprintln!(
+        "importance, all {} memories: minilm prototypes rho {rho_all:.3}, mean abs error {mae_all:.2}",
+        all.len()
+    );
+    assert!(
+        rho_all >= 0.7,
+        "MiniLM ratings rho {rho_all:.3} over all sets"
+    );
+    assert!(
+        figures[0].2 > rho_model,
+        "the model's own rating ({rho_model:.3}) beats the embeddings ({:.3}): use it",
+        figures[0].2
+    );
+}

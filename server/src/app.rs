@@ -8,7 +8,7 @@
 use crate::actors::AwayPlayers;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
-use crate::cognition::{MemorySetup, ModelCalls, ModelTiming, ModelWorkers};
+use crate::cognition::{MemorySetup, ModelCalls, ModelTiming, ModelWorkers, RestoredStreams};
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
 use crate::persist::Persistence;
@@ -113,10 +113,10 @@ impl ServerApp {
         self
     }
 
-    /// Every agent keeps a memory stream: perceives, hears, remembers. Needs model workers
-    /// with an embedder.
-    pub fn memory(mut self, setup: MemorySetup) -> Self {
-        self.app.insert_resource(setup);
+    /// Every agent keeps a memory stream: perceives, hears, remembers; an agent whose id is in
+    /// `restored` resumes that stream. Needs model workers with an embedder.
+    pub fn memory(mut self, setup: MemorySetup, restored: RestoredStreams) -> Self {
+        self.app.insert_resource(setup).insert_resource(restored);
         self
     }
 
@@ -199,11 +199,14 @@ mod tests {
             ModelWorkers(WorkerPool::start_with_embedder(None, None, 1, 8)),
             ModelTiming::Lockstep { delay_ticks: 1 },
         )
-        .memory(MemorySetup {
-            rater: Arc::new(ImportanceRater::from_vectors(vec![], vec![])),
-            dimensions: 2,
-            perception: PerceptionSettings::default(),
-        })
+        .memory(
+            MemorySetup {
+                rater: Arc::new(ImportanceRater::from_vectors(vec![], vec![])),
+                dimensions: 2,
+                perception: PerceptionSettings::default(),
+            },
+            RestoredStreams::default(),
+        )
         .net(NetSetup {
             bind: "127.0.0.1:0".parse().unwrap(),
             public: None,

@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// No token endpoint (tokens only from `agora-server token`).
     #[arg(long)]
     pub no_token_endpoint: bool,
+    /// Every agent keeps a memory stream (MiniLM; see `sim --help`), saved in the database so
+    /// a restarted server resumes every agent's memories.
+    #[arg(long)]
+    pub memory: bool,
     /// How far players see, in tiles: agents and players within it come into view (and stay
     /// until 4 tiles farther).
     #[arg(long, default_value_t = crate::net::replication::VIEW_RADIUS)]
@@ -527,6 +531,7 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
             .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
         token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
         view: ViewRange::radius(args.view_radius),
+        memory: args.memory,
     };
     let report = serve::run(&config).map_err(CliError::Serve)?;
     println!(

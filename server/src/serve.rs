@@ -9,10 +9,11 @@
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::app::{NetSetup, ServerApp, WorldSetup};
+use crate::cognition::{ModelTiming, minilm_memory};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::Dropped;
-use crate::persist::{Persistence, Saved, Store, away_players};
+use crate::persist::{Persistence, Saved, Store, away_players, restored_streams};
 use crate::schedule::TickStats;
 use crate::time::GameClock;
 use crate::world::TownMap;
@@ -27,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Model calls waiting at most; past it a call is refused at once and retried later.
+const MODEL_QUEUE: usize = 1024;
 
 /// Where a run starts when neither `--start` nor the database says otherwise.
 pub const DEFAULT_START: &str = "08:00";
@@ -54,6 +58,8 @@ pub struct ServeConfig {
     pub token_endpoint: Option<SocketAddr>,
     /// How far players see.
     pub view: ViewRange,
+    /// Every agent keeps a memory stream (MiniLM), saved in the database.
+    pub memory: bool,
 }
 
 impl ServeConfig {
@@ -128,10 +134,23 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         .unwrap_or_else(|| DEFAULT_START.parse().expect("a valid time"));
     if !saved.players.is_empty() || saved.clock.is_some() {
         println!(
-            "serve: resuming from {}: {} players, game time {}",
+            "serve: resuming from {}: {} players, {} agents' memories, game time {}",
             config.db.display(),
             saved.players.len(),
+            if config.memory {
+                saved.memories.len()
+            } else {
+                0
+            },
             start
+        );
+    }
+    if !config.memory && !saved.memories.is_empty() {
+        eprintln!(
+            "serve: warning: {} holds the memories of {} agents, kept but not used: run with \
+             --memory to resume them",
+            config.db.display(),
+            saved.memories.len()
         );
     }
     keep_earlier_log(&config.events())?;
@@ -188,7 +207,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             brain: BrainKind::default().name().into(),
         },
     );
-    let (app, bound) = ServerApp::new(WorldSetup {
+    let app = ServerApp::new(WorldSetup {
         map,
         roster,
         clock,
@@ -196,14 +215,24 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
         log,
     })
     .watch_personas(WatchPersonas::default())
-    .persistence(Persistence::start(store), away_players(saved.players))
-    .net(NetSetup {
-        bind: config.bind,
-        public: config.public,
-        key: key.clone(),
-        view: config.view,
-    })
-    .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    .persistence(Persistence::start(store), away_players(saved.players));
+    let app = if config.memory {
+        let (workers, setup) = minilm_memory(MODEL_QUEUE).map_err(|e| format!("--memory: {e}"))?;
+        let restored = restored_streams(saved.memories, setup.dimensions)
+            .map_err(|e| format!("{}: {e}", config.db.display()))?;
+        app.model_workers(workers, ModelTiming::AsTheyArrive)
+            .memory(setup, restored)
+    } else {
+        app
+    };
+    let (app, bound) = app
+        .net(NetSetup {
+            bind: config.bind,
+            public: config.public,
+            key: key.clone(),
+            view: config.view,
+        })
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let public = config.public.unwrap_or(bound);
     if let Some(at) = config.token_endpoint {
         let endpoint =

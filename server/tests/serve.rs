@@ -13,6 +13,7 @@ use agora_net::tokens;
 use agora_server::persist::{SavedPlayer, Store};
 use agora_shared::TilePos;
 use agora_shared::protocol::{ClientMessage, NetId, PROTOCOL_VERSION, ServerMessage};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -374,5 +375,76 @@ fn ctrl_c_and_sigterm_save_and_exit_cleanly_with_sigint_ignored() {
             last.contains("\"kind\":\"run_finished\""),
             "SIG{stop}: log ends {last:?}"
         );
+    }
+}
+
+/// Each agent's memories, as the database holds them: (id, kind, description, embedding).
+fn saved_memories(db: &Path) -> BTreeMap<String, Vec<(u32, &'static str, String, Vec<f32>)>> {
+    let saved = Store::open(db).unwrap().load().unwrap();
+    saved
+        .memories
+        .into_iter()
+        .map(|(agent, memories)| {
+            let rows = memories
+                .into_iter()
+                .map(|(m, e)| (m.id.0, m.kind.name(), m.description, e.unwrap_or_default()))
+                .collect();
+            (agent, rows)
+        })
+        .collect()
+}
+
+/// `serve --memory`, killed outright and restarted on its database: every agent resumes the
+/// stream it had (embeddings included) and goes on writing to it, instead of starting again
+/// from its persona's seed memories.
+#[test]
+fn a_killed_server_with_memory_resumes_every_agents_memories() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run/world.sqlite");
+    let seeds: BTreeMap<String, usize> = agora_shared::persona::load_folder(
+        &common::assets().join("personas"),
+        &agora_server::world::TownMap::load(&common::shipped_map()).unwrap(),
+    )
+    .unwrap()
+    .personas
+    .into_iter()
+    .map(|(p, _)| (p.id, p.memories.len()))
+    .collect();
+    let mut first = Server::start(dir.path(), &["--memory"]);
+    first.addr();
+    // Wait until the six agents' seed memories are saved, embedded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        assert!(Instant::now() < deadline, "memories were not saved");
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(store) = Store::open(&db) else {
+            continue;
+        };
+        let Ok(saved) = store.load() else { continue };
+        let complete = saved.memories.len() == 6
+            && (saved.memories.iter()).all(|(agent, m)| {
+                m.len() >= seeds[agent]
+                    && m.iter()
+                        .all(|(_, e)| e.as_ref().is_some_and(|v| v.len() == 384))
+            });
+        if complete {
+            break saved_memories(&db);
+        }
+    };
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let mut second = Server::start(dir.path(), &["--memory", "--seconds", "3"]);
+    let resumed = second.line_with("resuming from");
+    assert!(resumed.contains("6 agents' memories"), "{resumed}");
+    second.line_with(" ticks, tick mean ");
+    assert!(second.child.wait().unwrap().success());
+
+    let after = saved_memories(&db);
+    for (agent, old) in &before {
+        let new = &after[agent];
+        assert_eq!(&new[..old.len()], &old[..], "{agent}: its memories changed");
+        let thoughts = new.iter().filter(|m| m.1 == "thought").count();
+        assert_eq!(thoughts, seeds[agent], "{agent} was seeded again");
     }
 }

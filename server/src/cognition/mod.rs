@@ -15,9 +15,13 @@ pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWor
 pub use perception::{Perceived, PerceptionSettings};
 
 use crate::agents::BrainSystems;
-use crate::memory::ImportanceRater;
+use crate::memory::{ImportanceRater, MemoryStream};
 use crate::schedule::TickSystems;
+use agora_llm::LlmError;
+use agora_llm::backends::minilm::{self, Embedder};
+use agora_llm::worker::WorkerPool;
 use bevy::prelude::*;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Cognition's steps, in order, inside [`TickSystems::Think`] and before [`BrainSystems`].
@@ -33,6 +37,11 @@ pub enum CognitionSystems {
     Embed,
 }
 
+/// Memory streams a database kept, by agent id: an agent spawned with one of these ids
+/// resumes its stream instead of starting from its persona's seed memories.
+#[derive(Resource, Debug, Default)]
+pub struct RestoredStreams(pub HashMap<String, MemoryStream>);
+
 /// Memory for every agent: what `ServerApp::memory` inserts.
 #[derive(Resource, Clone)]
 pub struct MemorySetup {
@@ -41,6 +50,21 @@ pub struct MemorySetup {
     /// The embedder's vector width (MiniLM: 384).
     pub dimensions: usize,
     pub perception: PerceptionSettings,
+}
+
+/// Workers with the MiniLM embedder from the model cache (and no language model) and memory's
+/// setup: what `sim --memory` and `serve --memory` run on. Loads the model: call it before
+/// the world runs, never in a tick.
+pub fn minilm_memory(queue: usize) -> Result<(ModelWorkers, MemorySetup), LlmError> {
+    let embedder = Embedder::load(&minilm::default_folder())?;
+    let rater = ImportanceRater::new(&embedder)?;
+    let setup = MemorySetup {
+        rater: Arc::new(rater),
+        dimensions: embedder.dimensions,
+        perception: PerceptionSettings::default(),
+    };
+    let pool = WorkerPool::start_with_embedder(None, Some(Arc::new(embedder)), 1, queue);
+    Ok((ModelWorkers(pool), setup))
 }
 
 pub fn plugin(app: &mut App) {

@@ -5,7 +5,7 @@
 
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::Perceived;
-use super::{CognitionSystems, MemorySetup};
+use super::{CognitionSystems, MemorySetup, RestoredStreams};
 use crate::agents::{Agent, AgentPersona};
 use crate::happenings::Happened;
 use crate::memory::{MemoryId, MemoryKind, MemoryStream, NewMemory};
@@ -28,26 +28,36 @@ struct PendingEmbeddings {
 }
 
 pub fn plugin(app: &mut App) {
-    app.init_resource::<PendingEmbeddings>().add_systems(
-        Update,
-        (
-            (give_memory_streams, apply_embeddings)
-                .chain()
-                .in_set(CognitionSystems::Remember),
-            request_embeddings.in_set(CognitionSystems::Embed),
-        )
-            .run_if(resource_exists::<MemorySetup>),
-    );
+    app.init_resource::<PendingEmbeddings>()
+        .init_resource::<RestoredStreams>()
+        .add_systems(
+            Update,
+            (
+                (give_memory_streams, apply_embeddings)
+                    .chain()
+                    .in_set(CognitionSystems::Remember),
+                request_embeddings.in_set(CognitionSystems::Embed),
+            )
+                .run_if(resource_exists::<MemorySetup>),
+        );
 }
 
-/// New agents get a stream holding their persona's memories, as thoughts made now.
+/// New agents get the stream a database kept for them, or else one holding their persona's
+/// memories, as thoughts made now.
 fn give_memory_streams(
     mut commands: Commands,
     clock: Res<GameClock>,
     setup: Res<MemorySetup>,
-    agents: Query<(Entity, &AgentPersona), (With<Agent>, Without<MemoryStream>)>,
+    mut restored: ResMut<RestoredStreams>,
+    agents: Query<(Entity, &ActorId, &AgentPersona), (With<Agent>, Without<MemoryStream>)>,
 ) {
-    for (entity, persona) in &agents {
+    for (entity, id, persona) in &agents {
+        if let Some(stream) = restored.0.remove(&id.0) {
+            commands
+                .entity(entity)
+                .insert((stream, Perceived::default()));
+            continue;
+        }
         let mut stream = MemoryStream::new(setup.dimensions);
         for seed in &persona.persona.memories {
             stream.write(

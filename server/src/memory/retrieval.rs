@@ -93,11 +93,11 @@ impl MemoryStream {
         let mut importance = Vec::with_capacity(n);
         let mut relevance = Vec::with_capacity(n);
         let mut ready = Vec::with_capacity(n);
-        for (i, memory) in self.iter().enumerate() {
+        for memory in self.iter() {
             let hours = now.0.saturating_sub(memory.last_accessed.0) as f32 / 3_600_000.0;
             recency.push((ln_decay * hours).exp());
             importance.push(memory.importance.map_or(1.0, f32::from));
-            let vector = self.vector(i).filter(|_| query.len() == self.dimensions());
+            let vector = (self.embedding(memory.id)).filter(|_| query.len() == self.dimensions());
             ready.push(vector.is_some());
             relevance.push(vector.map_or(f32::NAN, |v| dot(query, v)));
         }

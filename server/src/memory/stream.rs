@@ -3,6 +3,7 @@
 
 use agora_shared::GameTime;
 use bevy::prelude::*;
+use std::collections::BTreeSet;
 
 /// A memory's place in its agent's stream (0 is the first memory written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,6 +84,8 @@ pub struct MemoryStream {
     /// Row `i` is memory `i`'s unit embedding (zeros until it is ready), `dimensions` wide.
     vectors: Vec<f32>,
     dimensions: usize,
+    /// Memories written, embedded or recalled since the last [`MemoryStream::take_changed`].
+    changed: BTreeSet<MemoryId>,
 }
 
 impl MemoryStream {
@@ -92,6 +95,45 @@ impl MemoryStream {
             dimensions,
             ..Self::default()
         }
+    }
+
+    /// A stream as saved: memories in id order (ids 0, 1, 2, ...), each with its embedding if
+    /// it had one; memories without one are asked for again.
+    pub fn restore(
+        dimensions: usize,
+        saved: Vec<(Memory, Option<Vec<f32>>)>,
+    ) -> Result<Self, String> {
+        let mut stream = Self::new(dimensions);
+        for (i, (mut memory, vector)) in saved.into_iter().enumerate() {
+            if memory.id.0 as usize != i {
+                return Err(format!("memory {} found where {i} belongs", memory.id.0));
+            }
+            let embedded = match vector {
+                Some(v) if v.len() == dimensions => {
+                    stream.vectors.extend_from_slice(&v);
+                    true
+                }
+                Some(v) => {
+                    return Err(format!(
+                        "memory {i} has a {}-wide embedding, expected {dimensions}",
+                        v.len()
+                    ));
+                }
+                None => {
+                    stream.vectors.extend(std::iter::repeat_n(0.0, dimensions));
+                    memory.importance = None;
+                    false
+                }
+            };
+            memory.keywords = keywords(memory.triple.as_ref());
+            stream.embedding.push(if embedded {
+                Embedding::Ready
+            } else {
+                Embedding::Wanted
+            });
+            stream.memories.push(memory);
+        }
+        Ok(stream)
     }
 
     pub fn len(&self) -> usize {
@@ -117,13 +159,8 @@ impl MemoryStream {
     /// Writes a memory at `now`; its embedding is wanted from the next [`Self::take_wanted`].
     pub fn write(&mut self, memory: NewMemory, now: GameTime) -> MemoryId {
         let id = MemoryId(self.memories.len() as u32);
-        let keywords = memory
-            .triple
-            .iter()
-            .flat_map(|t| [&t.subject, &t.object])
-            .map(|word| word.to_lowercase())
-            .filter(|word| !word.is_empty())
-            .collect();
+        let keywords = keywords(memory.triple.as_ref());
+        self.changed.insert(id);
         self.memories.push(Memory {
             id,
             kind: memory.kind,
@@ -172,6 +209,7 @@ impl MemoryStream {
         self.vectors[i * self.dimensions..(i + 1) * self.dimensions].copy_from_slice(vector);
         self.embedding[i] = Embedding::Ready;
         self.memories[i].importance = Some(importance.clamp(1, 10));
+        self.changed.insert(id);
         true
     }
 
@@ -179,17 +217,26 @@ impl MemoryStream {
         self.embedding.get(id.0 as usize) == Some(&Embedding::Ready)
     }
 
-    /// Memory `i`'s embedding row, if ready.
-    pub(super) fn vector(&self, i: usize) -> Option<&[f32]> {
-        (self.embedding[i] == Embedding::Ready)
+    /// A memory's embedding, if it has arrived.
+    pub fn embedding(&self, id: MemoryId) -> Option<&[f32]> {
+        let i = id.0 as usize;
+        (self.embedding.get(i) == Some(&Embedding::Ready))
             .then(|| &self.vectors[i * self.dimensions..(i + 1) * self.dimensions])
+    }
+
+    /// The memories written, embedded or recalled since the last call (what to save).
+    pub fn take_changed(&mut self) -> Vec<MemoryId> {
+        std::mem::take(&mut self.changed).into_iter().collect()
     }
 
     /// Marks memories as recalled at `now` (recency counts from the last recall).
     pub fn touch(&mut self, ids: impl IntoIterator<Item = MemoryId>, now: GameTime) {
         for id in ids {
-            if let Some(memory) = self.memories.get_mut(id.0 as usize) {
-                memory.last_accessed = memory.last_accessed.max(now);
+            if let Some(memory) = self.memories.get_mut(id.0 as usize)
+                && memory.last_accessed < now
+            {
+                memory.last_accessed = now;
+                self.changed.insert(id);
             }
         }
     }
@@ -204,6 +251,16 @@ impl MemoryStream {
             .map(u32::from)
             .sum()
     }
+}
+
+/// Lower-case words a lookup by name finds a memory by: its triple's subject and object.
+fn keywords(triple: Option<&Triple>) -> Vec<String> {
+    triple
+        .iter()
+        .flat_map(|t| [&t.subject, &t.object])
+        .map(|word| word.to_lowercase())
+        .filter(|word| !word.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -249,8 +306,48 @@ mod tests {
         assert!(stream.embed(a, &[1.0, 0.0], 12));
         assert!(stream.is_embedded(a));
         assert_eq!(stream.get(a).unwrap().importance, Some(10), "clamped to 10");
-        assert_eq!(stream.vector(0), Some(&[1.0, 0.0][..]));
-        assert_eq!(stream.vector(1), None);
+        assert_eq!(stream.embedding(a), Some(&[1.0, 0.0][..]));
+        assert_eq!(stream.embedding(b), None);
+        assert_eq!(stream.take_changed(), [a, b]);
+        assert!(stream.take_changed().is_empty());
+        stream.touch([b], GameTime(50));
+        assert_eq!(stream.take_changed(), [b]);
+    }
+
+    #[test]
+    fn a_restored_stream_is_the_saved_one_and_asks_again_for_missing_embeddings() {
+        let mut stream = MemoryStream::new(2);
+        let a = stream.write(event("Iris is painting", "Iris", "painting"), GameTime(5));
+        let b = stream.write(event("Bo is here", "Bo", "here"), GameTime(6));
+        stream.take_wanted();
+        stream.embed(a, &[0.6, 0.8], 7);
+        let saved: Vec<(Memory, Option<Vec<f32>>)> = stream
+            .iter()
+            .map(|m| (m.clone(), stream.embedding(m.id).map(<[f32]>::to_vec)))
+            .collect();
+        let mut restored = MemoryStream::restore(2, saved.clone()).unwrap();
+        assert_eq!(
+            restored.iter().collect::<Vec<_>>(),
+            stream.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(restored.embedding(a), Some(&[0.6, 0.8][..]));
+        assert_eq!(restored.take_wanted(), [(b, "Bo is here".to_string())]);
+        assert!(restored.take_changed().is_empty(), "nothing new to save");
+
+        let mut gap = saved.clone();
+        gap.remove(0);
+        assert!(
+            MemoryStream::restore(2, gap)
+                .unwrap_err()
+                .contains("found where 0")
+        );
+        let mut wide = saved;
+        wide[0].1 = Some(vec![1.0; 3]);
+        assert!(
+            MemoryStream::restore(2, wide)
+                .unwrap_err()
+                .contains("3-wide")
+        );
     }
 
     #[test]

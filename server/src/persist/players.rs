@@ -99,9 +99,8 @@ fn save_clock(persistence: Res<Persistence>, clock: Res<GameClock>) {
     persistence.save(Write::Clock(clock.now));
 }
 
-/// Hands every player and the clock to the writer, changed or not: at shutdown, when the
-/// periodic save may not have run since the last change. Follow with [`Persistence::flush`].
-pub fn save_all(world: &mut World) {
+/// Hands every player and the clock to the writer, changed or not.
+pub(super) fn save_all(world: &mut World) {
     let mut players = world.query::<(&Player, &Position, &Team)>();
     let rows: Vec<Write> = players
         .iter(world)

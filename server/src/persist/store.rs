@@ -5,8 +5,10 @@
 //! The database runs in WAL mode with `synchronous = NORMAL`: a commit is atomic and survives
 //! the process being killed; only a power cut can lose the last commits, never corrupt the file.
 
+use crate::memory::{Memory, MemoryId, MemoryKind, Triple};
 use agora_shared::{GameTime, TilePos};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +29,22 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     ) STRICT;",
+    // 2: agents' memory streams.
+    "CREATE TABLE memories (
+        agent         TEXT NOT NULL,    -- the agent's id (persona id, `id#2` for copies)
+        id            INTEGER NOT NULL, -- its place in the agent's stream: 0, 1, 2, ...
+        kind          TEXT NOT NULL CHECK (kind IN ('event', 'thought', 'chat')),
+        created       INTEGER NOT NULL, -- game ms
+        last_accessed INTEGER NOT NULL, -- game ms
+        description   TEXT NOT NULL,
+        subject       TEXT,             -- subject, predicate, object: all or none
+        predicate     TEXT,
+        object        TEXT,
+        importance    INTEGER CHECK (importance BETWEEN 1 AND 10), -- NULL until rated
+        evidence      TEXT NOT NULL,    -- ids of the memories a thought came from, `1,4,9`
+        embedding     BLOB,             -- little-endian f32s; NULL until embedded
+        PRIMARY KEY (agent, id)
+    ) STRICT;",
 ];
 
 /// A player's avatar as saved.
@@ -38,11 +56,21 @@ pub struct SavedPlayer {
     pub team: Option<String>,
 }
 
+/// One memory of one agent as saved, with its embedding once it has one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedMemory {
+    pub agent: String,
+    pub memory: Memory,
+    pub embedding: Option<Vec<f32>>,
+}
+
 /// Everything a restarted server resumes from.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Saved {
     pub clock: Option<GameTime>,
     pub players: Vec<SavedPlayer>,
+    /// Each agent's memories in id order.
+    pub memories: BTreeMap<String, Vec<(Memory, Option<Vec<f32>>)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +191,90 @@ impl Store {
                     })
             })
             .transpose()?;
-        Ok(Saved { clock, players })
+        let memories = self.load_memories().map_err(|e| self.fail(e))?;
+        Ok(Saved {
+            clock,
+            players,
+            memories,
+        })
+    }
+
+    /// Every agent's memories, in id order. Rows no server writes (a negative time, an unknown
+    /// kind, an embedding that is not whole f32s) are errors naming the row.
+    fn load_memories(&self) -> rusqlite::Result<BTreeMap<String, Vec<(Memory, Option<Vec<f32>>)>>> {
+        let mut statement = self.connection.prepare(
+            "SELECT agent, id, kind, created, last_accessed, description, subject, predicate,
+                    object, importance, evidence, embedding
+             FROM memories ORDER BY agent, id",
+        )?;
+        let invalid = |column: usize, what: String| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                what.into(),
+            )
+        };
+        let mut streams: BTreeMap<String, Vec<(Memory, Option<Vec<f32>>)>> = BTreeMap::new();
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let agent: String = row.get(0)?;
+            let id: u32 = row.get(1)?;
+            let at = |what: &str| format!("memory {id} of {agent}: {what}");
+            let kind = match row.get_ref(2)?.as_str()? {
+                "event" => MemoryKind::Event,
+                "thought" => MemoryKind::Thought,
+                "chat" => MemoryKind::Chat,
+                other => return Err(invalid(2, at(&format!("unknown kind {other:?}")))),
+            };
+            let time = |column: usize| -> rusqlite::Result<GameTime> {
+                let ms: i64 = row.get(column)?;
+                u64::try_from(ms)
+                    .map(GameTime)
+                    .map_err(|_| invalid(column, at(&format!("negative time {ms}"))))
+            };
+            let triple = match (row.get(6)?, row.get(7)?, row.get(8)?) {
+                (Some(subject), Some(predicate), Some(object)) => Some(Triple {
+                    subject,
+                    predicate,
+                    object,
+                }),
+                (None, None, None) => None,
+                _ => return Err(invalid(6, at("a partial subject-predicate-object"))),
+            };
+            let evidence = (row.get_ref(10)?.as_str()?.split(','))
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map(MemoryId))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(10, at(&format!("evidence: {e}"))))?;
+            let embedding = match row.get_ref(11)?.as_blob_or_null()? {
+                None => None,
+                Some(bytes) if bytes.len() % 4 == 0 => Some(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                ),
+                Some(bytes) => {
+                    return Err(invalid(
+                        11,
+                        at(&format!("a {}-byte embedding", bytes.len())),
+                    ));
+                }
+            };
+            let memory = Memory {
+                id: MemoryId(id),
+                kind,
+                created: time(3)?,
+                last_accessed: time(4)?,
+                description: row.get(5)?,
+                triple,
+                importance: row.get(9)?,
+                keywords: Vec::new(),
+                evidence,
+            };
+            streams.entry(agent).or_default().push((memory, embedding));
+        }
+        Ok(streams)
     }
 
     /// The raw clock and the players (whose columns rusqlite range-checks).
@@ -212,6 +323,32 @@ impl Store {
                     p.team
                 ])?;
             }
+            let mut memory = tx.prepare_cached(
+                "INSERT OR REPLACE INTO memories (agent, id, kind, created, last_accessed,
+                    description, subject, predicate, object, importance, evidence, embedding)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for saved in batch.memories.values() {
+                let m = &saved.memory;
+                let triple = m.triple.as_ref();
+                let evidence: Vec<String> = m.evidence.iter().map(|e| e.0.to_string()).collect();
+                let embedding: Option<Vec<u8>> = (saved.embedding.as_ref())
+                    .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect());
+                memory.execute(params![
+                    saved.agent,
+                    m.id.0,
+                    m.kind.name(),
+                    m.created.0 as i64,
+                    m.last_accessed.0 as i64,
+                    m.description,
+                    triple.map(|t| &t.subject),
+                    triple.map(|t| &t.predicate),
+                    triple.map(|t| &t.object),
+                    m.importance,
+                    evidence.join(","),
+                    embedding,
+                ])?;
+            }
             if let Some(clock) = batch.clock {
                 tx.execute(
                     "INSERT INTO world (key, value) VALUES ('clock', ?1)
@@ -227,19 +364,28 @@ impl Store {
 /// Writes gathered for one transaction; later writes of the same row replace earlier ones.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
-    pub players: std::collections::BTreeMap<u64, SavedPlayer>,
+    pub players: BTreeMap<u64, SavedPlayer>,
+    pub memories: BTreeMap<(String, u32), SavedMemory>,
     pub clock: Option<GameTime>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.players.is_empty() && self.clock.is_none()
+        self.players.is_empty() && self.memories.is_empty() && self.clock.is_none()
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.players.len() + self.memories.len() + usize::from(self.clock.is_some())
     }
 
     pub fn add(&mut self, write: Write) {
         match write {
             Write::Player(p) => {
                 self.players.insert(p.client_id, p);
+            }
+            Write::Memory(m) => {
+                self.memories.insert((m.agent.clone(), m.memory.id.0), m);
             }
             Write::Clock(t) => self.clock = Some(t),
         }
@@ -250,6 +396,7 @@ impl Batch {
 #[derive(Clone, Debug)]
 pub enum Write {
     Player(SavedPlayer),
+    Memory(SavedMemory),
     Clock(GameTime),
 }
 
@@ -293,6 +440,7 @@ mod tests {
             Saved {
                 clock: Some(GameTime(90_000)),
                 players: vec![ada(4), bob],
+                memories: BTreeMap::new(),
             }
         );
         let mode: String = store
@@ -300,6 +448,68 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    fn memory(id: u32, embedded: bool) -> SavedMemory {
+        SavedMemory {
+            agent: "iris_chen".into(),
+            memory: Memory {
+                id: MemoryId(id),
+                kind: if id == 0 {
+                    MemoryKind::Thought
+                } else {
+                    MemoryKind::Event
+                },
+                created: GameTime(1_000 * u64::from(id)),
+                last_accessed: GameTime(5_000),
+                description: format!("memory {id}"),
+                triple: (id > 0).then(|| Triple {
+                    subject: "Bo".into(),
+                    predicate: "is".into(),
+                    object: "painting".into(),
+                }),
+                importance: embedded.then_some(7),
+                keywords: vec![],
+                evidence: if id == 2 {
+                    vec![MemoryId(0), MemoryId(1)]
+                } else {
+                    vec![]
+                },
+            },
+            embedding: embedded.then(|| vec![0.25, -1.5e-7, f32::MAX]),
+        }
+    }
+
+    #[test]
+    fn memories_survive_reopening_bit_for_bit_and_a_version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("world.sqlite");
+        // A database of the first schema, with a player in it.
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(MIGRATIONS[0]).unwrap();
+            connection.pragma_update(None, "user_version", 1).unwrap();
+            connection
+                .execute("INSERT INTO players VALUES (7, 'ada', 1, 2, NULL)", [])
+                .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mut batch = Batch::default();
+        for id in [2, 0, 1] {
+            batch.add(Write::Memory(memory(id, id != 1)));
+        }
+        store.write(&batch).unwrap();
+        drop(store);
+
+        let saved = Store::open(&path).unwrap().load().unwrap();
+        assert_eq!(saved.players.len(), 1, "the migration kept the player");
+        let stream = &saved.memories["iris_chen"];
+        let expected: Vec<(Memory, Option<Vec<f32>>)> = (0..3)
+            .map(|id| memory(id, id != 1))
+            .map(|m| (m.memory, m.embedding))
+            .collect();
+        assert_eq!(stream, &expected);
     }
 
     #[test]
@@ -331,6 +541,21 @@ mod tests {
             .unwrap();
         let e = store.load().unwrap_err().to_string();
         assert!(e.contains("edited.sqlite"), "{e}");
+
+        // A memory row no server writes.
+        store
+            .connection
+            .execute_batch(
+                "DELETE FROM players;
+                 INSERT INTO memories VALUES ('iris', 0, 'event', 5, 5, 'x', NULL, NULL, NULL,
+                                              NULL, '', x'0102');",
+            )
+            .unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(
+            e.contains("memory 0 of iris") && e.contains("2-byte"),
+            "{e}"
+        );
 
         let junk = dir.path().join("junk.sqlite");
         std::fs::write(&junk, vec![0x42; 4096]).unwrap();

@@ -2,7 +2,7 @@
 //! tick never waits on the disk. Writes that arrive while a commit runs are gathered into the
 //! next one (the latest value of each row wins), so a slow disk makes commits bigger, not the
 //! tick slower. A failed commit is kept and retried with the next one: nothing is dropped,
-//! and the pending rows stay bounded (one per player, one clock).
+//! and the pending rows stay bounded (one per player, one per memory, one clock).
 
 use super::store::{Batch, Store, Write};
 use bevy::log::error;
@@ -132,7 +132,7 @@ fn write_loop(mut store: Store, receiver: &Receiver<Message>, counts: &Counts) {
     if commit(&mut store, &mut pending, counts).is_err() {
         error!(
             "{} rows were not saved to {}",
-            pending.players.len() + usize::from(pending.clock.is_some()),
+            pending.len(),
             store.path().display()
         );
     }

@@ -15,17 +15,13 @@ pub use summary::SimSummary;
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::app::{ServerApp, TownError, WorldSetup, load_town};
-use crate::cognition::{MemorySetup, ModelTiming, ModelWorkers, PerceptionSettings};
+use crate::cognition::{ModelTiming, ModelWorkers, RestoredStreams, minilm_memory};
 use crate::happenings::{EventLog, JsonlFileSink};
-use crate::memory::ImportanceRater;
 use crate::time::GameClock;
-use agora_llm::backends::minilm::{self, Embedder};
-use agora_llm::worker::WorkerPool;
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use bevy::prelude::*;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything a run depends on.
@@ -66,20 +62,6 @@ pub enum SimError {
 /// Model calls of a sim run are never refused for a full queue (which would depend on the
 /// machine's speed): the queue holds this many.
 const SIM_QUEUE: usize = 1 << 16;
-
-/// Workers with the MiniLM embedder (and no language model), and memory's setup.
-fn memory_workers() -> Result<(ModelWorkers, MemorySetup), SimError> {
-    let unavailable = |e: agora_llm::LlmError| SimError::Config(format!("--memory: {e}"));
-    let embedder = Embedder::load(&minilm::default_folder()).map_err(unavailable)?;
-    let rater = ImportanceRater::new(&embedder).map_err(unavailable)?;
-    let setup = MemorySetup {
-        rater: Arc::new(rater),
-        dimensions: embedder.dimensions,
-        perception: PerceptionSettings::default(),
-    };
-    let pool = WorkerPool::start_with_embedder(None, Some(Arc::new(embedder)), 1, SIM_QUEUE);
-    Ok((ModelWorkers(pool), setup))
-}
 
 /// Runs a simulation to the end and returns its summary (also written to `summary.json`).
 pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
@@ -134,10 +116,11 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         app = app.watch_personas(WatchPersonas::default());
     }
     if config.memory {
-        let (workers, setup) = memory_workers()?;
+        let (workers, setup) =
+            minilm_memory(SIM_QUEUE).map_err(|e| SimError::Config(format!("--memory: {e}")))?;
         app = app
             .model_workers(workers, ModelTiming::Lockstep { delay_ticks: 1 })
-            .memory(setup);
+            .memory(setup, RestoredStreams::default());
     }
     let mut app = app.build();
 

@@ -25,6 +25,8 @@ fn run(out: &Path) -> (SimSummary, Vec<EventRecord>) {
         tick_ms: 10_000,
         brain: BrainKind::Routine,
         memory: true,
+        model: None,
+        prompts: assets().join("prompts"),
         watch: false,
         progress: false,
     };

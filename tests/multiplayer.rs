@@ -8,10 +8,13 @@ use agora_net::config::unix_now;
 use agora_net::keys::ServerKey;
 use agora_net::tokens;
 use agora_server::TickSystems;
+use agora_server::actors::Activity;
 use agora_server::actors::{Action, ActorCommand, Away, AwayPlayers};
-use agora_server::agents::Agent;
-use agora_server::app::NetSetup;
+use agora_server::agents::{Agent, BrainKind};
+use agora_server::app::{Minds, NetSetup, load_minds};
+use agora_server::cognition::{ModelTiming, RestoredStreams};
 use agora_server::happenings::{EventLog, Heard, MemorySink};
+use agora_server::memory::{MemoryKind, MemoryStream};
 use agora_server::net::actions::MESSAGES_PER_SECOND;
 use agora_server::net::replication::ViewRange;
 use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
@@ -38,6 +41,11 @@ fn assets() -> PathBuf {
 /// The shipped town at 03:00 (everyone asleep, so agents stay put), 4 game seconds a tick, a
 /// netcode server on a free loopback port.
 fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
+    server_with(key, None)
+}
+
+/// As [`server`], with agents that think with `minds` (answers applied as they arrive).
+fn server_with(key: &ServerKey, minds: Option<Minds>) -> (App, SocketAddr, MemorySink) {
     let (map, roster) = agora_server::app::load_town(
         &assets().join("maps/maple_hollow.tmj"),
         &assets().join("personas"),
@@ -45,20 +53,29 @@ fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
     )
     .unwrap();
     let sink = MemorySink::default();
-    let (app, addr) = ServerApp::new(WorldSetup {
+    let app = ServerApp::new(WorldSetup {
         map,
         roster,
         clock: GameClock::new(GameTime::at(1, "03:00".parse().unwrap()), 4_000),
         seed: 1,
         log: EventLog::new(sink.clone()),
-    })
-    .net(NetSetup {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public: None,
-        key: key.clone(),
-        view: ViewRange::default(),
-    })
-    .unwrap();
+    });
+    let app = match minds {
+        Some(minds) => app.brain(BrainKind::Llm).minds(
+            minds,
+            ModelTiming::AsTheyArrive,
+            RestoredStreams::default(),
+        ),
+        None => app,
+    };
+    let (app, addr) = app
+        .net(NetSetup {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public: None,
+            key: key.clone(),
+            view: ViewRange::default(),
+        })
+        .unwrap();
     (app.build(), addr, sink)
 }
 
@@ -102,15 +119,23 @@ fn run_until(
     app: &mut App,
     clients: &mut [&mut Client],
     what: &str,
+    done: impl FnMut(&mut App, &[&mut Client]) -> bool,
+) {
+    run_until_within(app, clients, what, Duration::from_secs(20), done)
+}
+
+/// As [`run_until`], failing after `limit`.
+fn run_until_within(
+    app: &mut App,
+    clients: &mut [&mut Client],
+    what: &str,
+    limit: Duration,
     mut done: impl FnMut(&mut App, &[&mut Client]) -> bool,
 ) {
     let started = Instant::now();
     let dt = Duration::from_millis(5);
     while !done(app, clients) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
+        assert!(started.elapsed() < limit, "timed out: {what}");
         app.update();
         for c in clients.iter_mut() {
             c.pump(dt);
@@ -780,4 +805,74 @@ fn agents_and_players_speak_through_the_same_system() {
         "{heard:?}"
     );
     assert!(heard.iter().any(|(_, speaker)| speaker == "player:ada"));
+}
+
+/// A player says hello next to an agent (the real embedded model, real MiniLM) and gets its
+/// answer as a `Said` from that agent, over UDP; the agent remembers what the player said,
+/// quoted.
+#[test]
+fn a_player_says_hello_and_the_agent_answers_in_its_own_words() {
+    let mut minds = load_minds(BrainKind::Llm, true, None, &assets().join("prompts"), 64)
+        .expect("the models load (scripts/fetch-models)")
+        .expect("--brain llm loads models");
+    // Agents do not start talking among themselves here: this agent is free for Ada.
+    if let Some(dialogue) = minds.dialogue.as_mut() {
+        dialogue.settings.start_chance = 0.0;
+    }
+    let key = ServerKey::generate();
+    let (mut app, addr, sink) = server_with(&key, Some(minds));
+    let mut ada = join(&key, "ada", addr);
+    let ada_id = join_all(&mut app, &mut [&mut ada])[0];
+    let me = ada.tiles()[&ada_id];
+    let (agent_id, bedside) = agents(&mut app)
+        .into_iter()
+        .min_by_key(|(_, tile)| chebyshev(*tile, me))
+        .unwrap();
+    // It is three in the morning, but this agent lies awake reading.
+    let agent = entity_of(&mut app, agent_id);
+    app.world_mut().entity_mut(agent).insert(Activity::doing(
+        "reading in bed",
+        "\u{1f4d6}",
+        "",
+        GameTime(u64::MAX),
+    ));
+    ada.send(&ClientMessage::MoveTo { tile: bedside });
+    run_until(&mut app, &mut [&mut ada], "ada at the bedside", |_, c| {
+        c[0].tiles().get(&ada_id) == Some(&bedside)
+    });
+    ada.send(&ClientMessage::Say {
+        text: "Hello! Are you still awake?".into(),
+    });
+    let limit = Duration::from_secs(120);
+    run_until_within(
+        &mut app,
+        &mut [&mut ada],
+        "the agent answers",
+        limit,
+        |_, c| {
+            c[0].inbox
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Said { id, .. } if *id == agent_id))
+        },
+    );
+    let answer = ada.inbox.iter().find_map(|m| match m {
+        ServerMessage::Said { id, text } if *id == agent_id => Some(text.clone()),
+        _ => None,
+    });
+    let answer = answer.unwrap();
+    eprintln!("the agent answered: {answer}");
+    assert!(!answer.trim().is_empty() && answer.chars().count() <= 280);
+    let stream = app.world().get::<MemoryStream>(agent).unwrap();
+    assert!(
+        stream.iter().any(|m| m.kind == MemoryKind::Chat
+            && m.description == "ada said: \"Hello! Are you still awake?\""),
+        "the agent does not remember what ada said"
+    );
+    app.update();
+    app.world_mut().resource_mut::<EventLog>().flush();
+    let started = sink.snapshot().into_iter().any(|r| {
+        matches!(&r.event, Event::ConversationStarted { participants, .. }
+            if participants.contains(&"player:ada".to_string()))
+    });
+    assert!(started, "no conversation with ada in the log");
 }

@@ -25,6 +25,8 @@ fn run_day(seed: u64, out: &Path) -> (SimSummary, Vec<EventRecord>) {
         tick_ms: 10_000,
         brain: BrainKind::Routine,
         memory: false,
+        model: None,
+        prompts: assets().join("prompts"),
         watch: false,
         progress: false,
     };

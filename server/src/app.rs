@@ -8,18 +8,24 @@
 use crate::actors::AwayPlayers;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
-use crate::cognition::{MemorySetup, ModelCalls, ModelTiming, ModelWorkers, RestoredStreams};
+use crate::cognition::{
+    DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers, Prompts,
+    RestoredStreams, minilm_memory,
+};
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
 use crate::persist::Persistence;
 use crate::time::GameClock;
 use crate::world::{MapError, TownMap, WorldSeed};
+use agora_llm::LanguageModel;
+use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_net::keys::ServerKey;
 use agora_shared::persona::{self, PersonaError};
 use bevy::prelude::*;
 use bevy::state::app::StatesPlugin;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why the town's files could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,53 @@ pub struct WorldSetup {
     pub clock: GameClock,
     pub seed: u64,
     pub log: EventLog,
+}
+
+/// The models agents think with, loaded: what `--memory` and `--brain llm` need.
+pub struct Minds {
+    pub workers: ModelWorkers,
+    pub memory: MemorySetup,
+    /// Conversations, with `--brain llm`.
+    pub dialogue: Option<DialogueSetup>,
+}
+
+/// Loads what `brain` and `memory` ask for: MiniLM for memory (`--memory`, or `--brain llm`),
+/// and for `--brain llm` the language model (`model`, else the default in the model cache)
+/// and the prompt templates in `prompts`. `None` when neither asks for a model. Slow (the
+/// models load): before the world runs.
+pub fn load_minds(
+    brain: BrainKind,
+    memory: bool,
+    model: Option<&Path>,
+    prompts: &Path,
+    queue: usize,
+) -> Result<Option<Minds>, String> {
+    if brain == BrainKind::Routine && !memory {
+        return Ok(None);
+    }
+    let (language_model, dialogue) = if brain == BrainKind::Llm {
+        let prompts = Prompts::load(prompts).map_err(|e| e.to_string())?;
+        let path = agora_llm::locate::language_model(model).map_err(|e| e.to_string())?;
+        let model = EmbeddedModel::load(&path, EmbeddedOptions::default())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let dialogue = DialogueSetup {
+            prompts: Arc::new(prompts),
+            settings: DialogueSettings::default(),
+        };
+        (
+            Some(Arc::new(model) as Arc<dyn LanguageModel>),
+            Some(dialogue),
+        )
+    } else {
+        (None, None)
+    };
+    let (workers, memory) =
+        minilm_memory(language_model, queue).map_err(|e| format!("memory: {e}"))?;
+    Ok(Some(Minds {
+        workers,
+        memory,
+        dialogue,
+    }))
 }
 
 /// Where and how players connect.
@@ -118,6 +171,25 @@ impl ServerApp {
     pub fn memory(mut self, setup: MemorySetup, restored: RestoredStreams) -> Self {
         self.app.insert_resource(setup).insert_resource(restored);
         self
+    }
+
+    /// Agents talk (with each other and with players). Needs memory and model workers with a
+    /// language model.
+    pub fn dialogue(mut self, setup: DialogueSetup) -> Self {
+        self.app.insert_resource(setup);
+        self
+    }
+
+    /// Everything `minds` holds: workers answering as `timing` says, memory (resuming
+    /// `restored`), dialogue if loaded.
+    pub fn minds(self, minds: Minds, timing: ModelTiming, restored: RestoredStreams) -> Self {
+        let app = self
+            .model_workers(minds.workers, timing)
+            .memory(minds.memory, restored);
+        match minds.dialogue {
+            Some(dialogue) => app.dialogue(dialogue),
+            None => app,
+        }
     }
 
     /// Players connect over UDP (netcode, secure). Returns the bound address too.

@@ -106,6 +106,13 @@ pub struct ServeArgs {
     /// a restarted server resumes every agent's memories.
     #[arg(long)]
     pub memory: bool,
+    /// Which brain drives the agents: `llm` also talks with the language model (to each other
+    /// and to players who speak to them), and implies --memory.
+    #[arg(long, value_enum, default_value_t = BrainKind::Routine)]
+    pub brain: BrainKind,
+    /// GGUF model for `--brain llm` [default: $AGORA_MODEL, else the model cache].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// How far players see, in tiles: agents and players within it come into view (and stay
     /// until 4 tiles farther).
     #[arg(long, default_value_t = crate::net::replication::VIEW_RADIUS)]
@@ -222,9 +229,12 @@ pub struct SimArgs {
     pub personas: Option<PathBuf>,
     /// Every agent keeps a memory stream: what it perceives and hears, embedded with MiniLM
     /// (scripts/fetch-models) and rated for importance, logged as `memory` events. The brain
-    /// still decides what agents do.
+    /// still decides what agents do. `--brain llm` implies it.
     #[arg(long)]
     pub memory: bool,
+    /// GGUF model for `--brain llm` [default: $AGORA_MODEL, else the model cache].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Reload persona files when they are edited during the run (breaks reproducibility).
     #[arg(long)]
     pub watch: bool,
@@ -405,6 +415,8 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         tick_ms: (args.tick_seconds * 1000.0).round() as u64,
         brain: args.brain,
         memory: args.memory,
+        model: args.model,
+        prompts: assets.or_default(None, "prompts")?,
         watch: args.watch,
         progress: !args.quiet,
     };
@@ -532,6 +544,9 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
         view: ViewRange::radius(args.view_radius),
         memory: args.memory,
+        brain: args.brain,
+        model: args.model,
+        prompts: assets.or_default(None, "prompts")?,
     };
     let report = serve::run(&config).map_err(CliError::Serve)?;
     println!(

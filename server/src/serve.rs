@@ -8,8 +8,9 @@
 
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
+use crate::app::{Minds, load_minds};
 use crate::app::{NetSetup, ServerApp, WorldSetup};
-use crate::cognition::{ModelTiming, minilm_memory};
+use crate::cognition::ModelTiming;
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::Dropped;
@@ -60,6 +61,12 @@ pub struct ServeConfig {
     pub view: ViewRange,
     /// Every agent keeps a memory stream (MiniLM), saved in the database.
     pub memory: bool,
+    /// What drives the agents (`llm`: memory and conversations with the language model).
+    pub brain: BrainKind,
+    /// The GGUF file `--brain llm` runs on; `None`: `$AGORA_MODEL`, else the model cache.
+    pub model: Option<PathBuf>,
+    /// The prompt templates' folder.
+    pub prompts: PathBuf,
 }
 
 impl ServeConfig {
@@ -103,6 +110,7 @@ struct Prepared {
     roster: Roster,
     store: Store,
     saved: Saved,
+    minds: Option<Minds>,
     start: GameTime,
     /// Held for the whole run: one server per database.
     lock: std::fs::File,
@@ -123,6 +131,13 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
     }
     let (map, roster) = crate::app::load_town(&config.map, &config.personas, config.agents)
         .map_err(|e| e.to_string())?;
+    let minds = load_minds(
+        config.brain,
+        config.memory,
+        config.model.as_deref(),
+        &config.prompts,
+        MODEL_QUEUE,
+    )?;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
     let lock = lock_database(&config.db)?;
@@ -137,7 +152,7 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             "serve: resuming from {}: {} players, {} agents' memories, game time {}",
             config.db.display(),
             saved.players.len(),
-            if config.memory {
+            if minds.is_some() {
                 saved.memories.len()
             } else {
                 0
@@ -145,7 +160,7 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
             start
         );
     }
-    if !config.memory && !saved.memories.is_empty() {
+    if minds.is_none() && !saved.memories.is_empty() {
         eprintln!(
             "serve: warning: {} holds the memories of {} agents, kept but not used: run with \
              --memory to resume them",
@@ -168,6 +183,7 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         roster,
         store,
         saved,
+        minds,
         start,
         lock,
         key,
@@ -181,6 +197,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
         roster,
         store,
         saved,
+        minds,
         start,
         lock,
         key,
@@ -204,7 +221,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             start,
             tick_ms,
             agents: agents as u32,
-            brain: BrainKind::default().name().into(),
+            brain: config.brain.name().into(),
         },
     );
     let app = ServerApp::new(WorldSetup {
@@ -216,14 +233,14 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
     })
     .watch_personas(WatchPersonas::default())
     .persistence(Persistence::start(store), away_players(saved.players));
-    let app = if config.memory {
-        let (workers, setup) = minilm_memory(MODEL_QUEUE).map_err(|e| format!("--memory: {e}"))?;
-        let restored = restored_streams(saved.memories, setup.dimensions)
-            .map_err(|e| format!("{}: {e}", config.db.display()))?;
-        app.model_workers(workers, ModelTiming::AsTheyArrive)
-            .memory(setup, restored)
-    } else {
-        app
+    let app = match minds {
+        Some(minds) => {
+            let restored = restored_streams(saved.memories, minds.memory.dimensions)
+                .map_err(|e| format!("{}: {e}", config.db.display()))?;
+            // The tick never waits for the model: answers apply when they arrive.
+            app.minds(minds, ModelTiming::AsTheyArrive, restored)
+        }
+        None => app,
     };
     let (app, bound) = app
         .net(NetSetup {

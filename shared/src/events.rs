@@ -105,8 +105,32 @@ pub enum Event {
         /// Ids of the memories a thought was drawn from.
         evidence: Vec<u32>,
     },
+    /// Agents (and perhaps a player) started talking.
+    ConversationStarted {
+        /// Its number in this run: 1, 2, 3, ...
+        conversation: u64,
+        /// Actor ids; the first started it.
+        participants: Vec<String>,
+        location: String,
+    },
+    /// A conversation ended; every line said in it (also logged as `said` when spoken).
+    ConversationEnded {
+        conversation: u64,
+        participants: Vec<String>,
+        lines: Vec<ConversationLine>,
+        /// `finished` (the line cap), `walked away`, `player left`, `nothing to say`,
+        /// `model failed: ...`.
+        reason: String,
+    },
     /// Last event of a run.
     RunFinished { ticks: u64 },
+}
+
+/// One line of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationLine {
+    pub speaker: String,
+    pub text: String,
 }
 
 impl Event {
@@ -126,6 +150,8 @@ impl Event {
             Event::Said { .. } => "said",
             Event::Heard { .. } => "heard",
             Event::Memory { .. } => "memory",
+            Event::ConversationStarted { .. } => "conversation_started",
+            Event::ConversationEnded { .. } => "conversation_ended",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -146,7 +172,9 @@ impl Event {
             | Event::RunFinished { .. }
             | Event::PlayerJoined { .. }
             | Event::PlayerLeft { .. }
-            | Event::Said { .. } => None,
+            | Event::Said { .. }
+            | Event::ConversationStarted { .. }
+            | Event::ConversationEnded { .. } => None,
         }
     }
 }

@@ -22,12 +22,17 @@ pub enum BrainKind {
     /// Follows the persona's daily routine: no language model, any number of agents.
     #[default]
     Routine,
+    /// Remembers (memory streams, as `--memory`) and talks with the language model, with the
+    /// agents it meets and the players who speak to it; the routine still plans its day (model
+    /// planning comes next) and is the fallback when the model fails or the budget is spent.
+    Llm,
 }
 
 impl BrainKind {
     pub fn name(self) -> &'static str {
         match self {
             BrainKind::Routine => "routine",
+            BrainKind::Llm => "llm",
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub use brain::{BrainKind, BrainSystems};
 pub use roster::Roster;
 pub use routine::RoutineBrain;
+pub use spawn::stable_hash;
 
 /// Marks an agent (as opposed to a player's avatar).
 #[derive(Component, Debug, Default)]

@@ -61,7 +61,8 @@ fn spawn_agents(
             Position(tile),
         ));
         match *brain {
-            BrainKind::Routine => agent.insert(RoutineBrain),
+            // Cognition adds memory and talk on top; the routine plans the day for now.
+            BrainKind::Routine | BrainKind::Llm => agent.insert(RoutineBrain),
         };
     }
 }

@@ -7,19 +7,23 @@
 //! Order inside [`TickSystems::Think`], before the brains decide: answers are delivered,
 //! embeddings applied, then this tick's perceptions written and sent to be embedded.
 
+mod conversation;
 pub mod model_queue;
 mod perception;
+pub mod prompts;
 mod remembering;
 
+pub use conversation::{Conversations, DialogueSettings, DialogueSetup, spoken_line};
 pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWorkers};
 pub use perception::{Perceived, PerceptionSettings};
+pub use prompts::{PromptError, Prompts};
 
 use crate::agents::BrainSystems;
 use crate::memory::{ImportanceRater, MemoryStream};
 use crate::schedule::TickSystems;
-use agora_llm::LlmError;
 use agora_llm::backends::minilm::{self, Embedder};
 use agora_llm::worker::WorkerPool;
+use agora_llm::{LanguageModel, LlmError};
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +37,8 @@ pub enum CognitionSystems {
     Remember,
     /// What agents see and hear becomes memories.
     Perceive,
+    /// Conversations: lines written by the model are said, new ones start, turns are asked for.
+    Converse,
     /// New memories are sent to be embedded.
     Embed,
 }
@@ -52,10 +58,13 @@ pub struct MemorySetup {
     pub perception: PerceptionSettings,
 }
 
-/// Workers with the MiniLM embedder from the model cache (and no language model) and memory's
-/// setup: what `sim --memory` and `serve --memory` run on. Loads the model: call it before
+/// Workers with the MiniLM embedder from the model cache (and `language_model`, if any) and
+/// memory's setup: what `--memory` and `--brain llm` run on. Loads the model: call it before
 /// the world runs, never in a tick.
-pub fn minilm_memory(queue: usize) -> Result<(ModelWorkers, MemorySetup), LlmError> {
+pub fn minilm_memory(
+    language_model: Option<Arc<dyn LanguageModel>>,
+    queue: usize,
+) -> Result<(ModelWorkers, MemorySetup), LlmError> {
     let embedder = Embedder::load(&minilm::default_folder())?;
     let rater = ImportanceRater::new(&embedder)?;
     let setup = MemorySetup {
@@ -63,7 +72,7 @@ pub fn minilm_memory(queue: usize) -> Result<(ModelWorkers, MemorySetup), LlmErr
         dimensions: embedder.dimensions,
         perception: PerceptionSettings::default(),
     };
-    let pool = WorkerPool::start_with_embedder(None, Some(Arc::new(embedder)), 1, queue);
+    let pool = WorkerPool::start_with_embedder(language_model, Some(Arc::new(embedder)), 1, queue);
     Ok((ModelWorkers(pool), setup))
 }
 
@@ -74,13 +83,19 @@ pub fn plugin(app: &mut App) {
             CognitionSystems::Deliver,
             CognitionSystems::Remember,
             CognitionSystems::Perceive,
+            CognitionSystems::Converse,
             CognitionSystems::Embed,
         )
             .chain()
             .in_set(TickSystems::Think)
             .before(BrainSystems),
     )
-    .add_plugins((model_queue::plugin, remembering::plugin, perception::plugin));
+    .add_plugins((
+        model_queue::plugin,
+        remembering::plugin,
+        perception::plugin,
+        conversation::plugin,
+    ));
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ pub use summary::SimSummary;
 
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
-use crate::app::{ServerApp, TownError, WorldSetup, load_town};
-use crate::cognition::{ModelTiming, ModelWorkers, RestoredStreams, minilm_memory};
+use crate::app::{ServerApp, TownError, WorldSetup, load_minds, load_town};
+use crate::cognition::{ModelTiming, ModelWorkers, RestoredStreams};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::time::GameClock;
 use agora_shared::GameTime;
@@ -37,8 +37,12 @@ pub struct SimConfig {
     pub start: GameTime,
     pub tick_ms: u64,
     pub brain: BrainKind,
-    /// Every agent keeps a memory stream (needs the MiniLM files).
+    /// Every agent keeps a memory stream (needs the MiniLM files); `--brain llm` implies it.
     pub memory: bool,
+    /// The GGUF file `--brain llm` runs on; `None`: `$AGORA_MODEL`, else the model cache.
+    pub model: Option<PathBuf>,
+    /// The prompt templates' folder (`assets/prompts`).
+    pub prompts: PathBuf,
     /// Hot-reload persona edits during the run.
     pub watch: bool,
     /// Show progress on stderr (a bar on a terminal, plain lines otherwise).
@@ -76,6 +80,18 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     }
     let (map, roster) = load_town(&config.map, &config.personas, config.agents)?;
     let agents = roster.agents;
+    let minds = load_minds(
+        config.brain,
+        config.memory,
+        config.model.as_deref(),
+        &config.prompts,
+        SIM_QUEUE,
+    )
+    .map_err(SimError::Config)?;
+    let prompts = (minds.as_ref())
+        .and_then(|m| m.dialogue.as_ref())
+        .map(|d| d.prompts.hashes())
+        .unwrap_or_default();
 
     let io = |what: String| move |source| SimError::Io { what, source };
     std::fs::create_dir_all(&config.out)
@@ -115,12 +131,10 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     if config.watch {
         app = app.watch_personas(WatchPersonas::default());
     }
-    if config.memory {
-        let (workers, setup) =
-            minilm_memory(SIM_QUEUE).map_err(|e| SimError::Config(format!("--memory: {e}")))?;
-        app = app
-            .model_workers(workers, ModelTiming::Lockstep { delay_ticks: 1 })
-            .memory(setup, RestoredStreams::default());
+    if let Some(minds) = minds {
+        // Every answer takes effect at the next step, and the run waits for it.
+        let timing = ModelTiming::Lockstep { delay_ticks: 1 };
+        app = app.minds(minds, timing, RestoredStreams::default());
     }
     let mut app = app.build();
 
@@ -160,6 +174,7 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         personas,
         tick_times,
         llm,
+        prompts,
     });
     summary
         .write(&config.out.join("summary.json"))

@@ -1,4 +1,5 @@
 use super::SimConfig;
+use crate::agents::BrainKind;
 use crate::happenings::LogStats;
 use crate::schedule::TickStats;
 use agora_llm::worker::{Purpose, PurposeStats};
@@ -35,6 +36,8 @@ pub struct SimSummary {
     pub tick_us: TickStats,
     /// Persona id and content hash of every persona the run used (provenance).
     pub personas: BTreeMap<String, String>,
+    /// Prompt template file -> SHA-256 (empty when no brain used the language model).
+    pub prompts: BTreeMap<String, String>,
     /// Language-model calls by purpose (empty when no brain used a model).
     pub llm: BTreeMap<&'static str, PurposeStats>,
     /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
@@ -51,6 +54,7 @@ pub(super) struct SummaryInputs<'a> {
     pub personas: Vec<(String, String)>,
     pub tick_times: Vec<Duration>,
     pub llm: BTreeMap<&'static str, PurposeStats>,
+    pub prompts: BTreeMap<String, String>,
 }
 
 impl SimSummary {
@@ -68,7 +72,7 @@ impl SimSummary {
             map: i.map,
             agents: i.agents,
             brain: i.config.brain.name().into(),
-            memory: i.config.memory,
+            memory: i.config.memory || i.config.brain == BrainKind::Llm,
             seed: i.config.seed,
             start: i.config.start.to_string(),
             tick_ms: i.config.tick_ms,
@@ -85,6 +89,7 @@ impl SimSummary {
             llm_tokens_per_agent_hour: llm_tokens as f64
                 / (i.agents.max(1) as f64 * game_hours.max(1e-9)),
             llm: i.llm,
+            prompts: i.prompts,
         }
     }
 

@@ -27,6 +27,7 @@ fn run(out: &Path) -> (SimSummary, Vec<EventRecord>) {
         memory: true,
         model: None,
         prompts: assets().join("prompts"),
+        journal: None,
         watch: false,
         progress: false,
     };

@@ -11,7 +11,7 @@ use agora_server::TickSystems;
 use agora_server::actors::Activity;
 use agora_server::actors::{Action, ActorCommand, Away, AwayPlayers};
 use agora_server::agents::{Agent, BrainKind};
-use agora_server::app::{Minds, NetSetup, load_minds};
+use agora_server::app::{Journal, MindOptions, Minds, NetSetup, load_minds};
 use agora_server::cognition::{ModelTiming, RestoredStreams};
 use agora_server::happenings::{EventLog, Heard, MemorySink};
 use agora_server::memory::{MemoryKind, MemoryStream};
@@ -812,9 +812,16 @@ fn agents_and_players_speak_through_the_same_system() {
 /// quoted.
 #[test]
 fn a_player_says_hello_and_the_agent_answers_in_its_own_words() {
-    let mut minds = load_minds(BrainKind::Llm, true, None, &assets().join("prompts"), 64)
-        .expect("the models load (scripts/fetch-models)")
-        .expect("--brain llm loads models");
+    let mut minds = load_minds(&MindOptions {
+        brain: BrainKind::Llm,
+        memory: true,
+        model: None,
+        prompts: assets().join("prompts"),
+        journal: Journal::Off,
+        queue: 64,
+    })
+    .expect("the models load (scripts/fetch-models)")
+    .expect("--brain llm loads models");
     // Agents do not start talking among themselves here: this agent is free for Ada.
     if let Some(dialogue) = minds.dialogue.as_mut() {
         dialogue.settings.start_chance = 0.0;

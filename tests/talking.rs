@@ -8,7 +8,7 @@ use agora_llm::{
     TextEmbedder, Usage,
 };
 use agora_server::agents::BrainKind;
-use agora_server::app::{Minds, load_minds, load_town};
+use agora_server::app::{Journal, MindOptions, Minds, load_minds, load_town};
 use agora_server::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelTiming, ModelWorkers, PerceptionSettings,
     Prompts, RestoredStreams,
@@ -103,6 +103,7 @@ fn scripted_minds() -> Minds {
             prompts: Arc::new(Prompts::load(&assets().join("prompts")).unwrap()),
             settings: DialogueSettings::default(),
         }),
+        model_file: None,
     }
 }
 
@@ -203,12 +204,21 @@ fn agents_who_meet_take_turns_up_to_the_cap_remember_it_and_then_cool_down() {
 
 #[test]
 fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
-    let real = || {
-        load_minds(BrainKind::Llm, true, None, &assets().join("prompts"), 64)
-            .expect("the models load (scripts/fetch-models)")
-            .expect("--brain llm loads models")
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let minds = |journal: Journal| {
+        load_minds(&MindOptions {
+            brain: BrainKind::Llm,
+            memory: true,
+            model: None,
+            prompts: assets().join("prompts"),
+            journal,
+            queue: 64,
+        })
+        .expect("the models load (scripts/fetch-models)")
+        .expect("--brain llm loads models")
     };
-    let (mut app, events) = morning(real(), 40);
+    let (mut app, events) = morning(minds(Journal::Record(journal.clone())), 40);
     let conversation = (events.iter()).find_map(|r| match &r.event {
         Event::ConversationEnded {
             lines,
@@ -238,7 +248,15 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
             "{agent} does not remember {other}'s line: {memories:?}"
         );
     }
-    // The same run again: the same log, line for line.
-    let (_, again) = morning(real(), 40);
+    // The same run again: the same log, line for line; and again from the journal alone,
+    // with no model loaded.
+    let (_, again) = morning(minds(Journal::Off), 40);
     assert_eq!(events, again, "a model-driven run did not repeat");
+    let replay = minds(Journal::Replay(journal));
+    assert!(replay.model_file.is_none(), "replaying loaded a model");
+    let (_, replayed) = morning(replay, 40);
+    assert_eq!(
+        events, replayed,
+        "the journal's replay differs from the run"
+    );
 }

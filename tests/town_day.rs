@@ -27,6 +27,7 @@ fn run_day(seed: u64, out: &Path) -> (SimSummary, Vec<EventRecord>) {
         memory: false,
         model: None,
         prompts: assets().join("prompts"),
+        journal: None,
         watch: false,
         progress: false,
     };

@@ -10,15 +10,17 @@ use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers, Prompts,
-    RestoredStreams, minilm_memory,
+    RestoredStreams, memory_workers,
 };
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
 use crate::persist::Persistence;
 use crate::time::GameClock;
 use crate::world::{MapError, TownMap, WorldSeed};
-use agora_llm::LanguageModel;
 use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_llm::backends::minilm::{self, Embedder};
+use agora_llm::journal::{Recorder, Replayer};
+use agora_llm::{LanguageModel, TextEmbedder, locate};
 use agora_net::keys::ServerKey;
 use agora_shared::persona::{self, PersonaError};
 use bevy::prelude::*;
@@ -76,45 +78,122 @@ pub struct Minds {
     pub memory: MemorySetup,
     /// Conversations, with `--brain llm`.
     pub dialogue: Option<DialogueSetup>,
+    /// The language model's file and its SHA-256 (provenance), when one was loaded.
+    pub model_file: Option<(PathBuf, String)>,
 }
 
-/// Loads what `brain` and `memory` ask for: MiniLM for memory (`--memory`, or `--brain llm`),
-/// and for `--brain llm` the language model (`model`, else the default in the model cache)
-/// and the prompt templates in `prompts`. `None` when neither asks for a model. Slow (the
-/// models load): before the world runs.
-pub fn load_minds(
-    brain: BrainKind,
-    memory: bool,
-    model: Option<&Path>,
-    prompts: &Path,
-    queue: usize,
-) -> Result<Option<Minds>, String> {
-    if brain == BrainKind::Routine && !memory {
+/// Where model answers come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Journal {
+    /// From the models.
+    #[default]
+    Off,
+    /// From the models, and every call and answer written to this file.
+    Record(PathBuf),
+    /// From this journal alone; no model is loaded.
+    Replay(PathBuf),
+}
+
+/// What agents think with, as a run's options say.
+#[derive(Clone, Debug)]
+pub struct MindOptions {
+    pub brain: BrainKind,
+    /// Memory streams without the language model (`--brain llm` implies them).
+    pub memory: bool,
+    /// The GGUF file for `--brain llm`; `None`: `$AGORA_MODEL`, else the model cache.
+    pub model: Option<PathBuf>,
+    /// The prompt templates' folder.
+    pub prompts: PathBuf,
+    pub journal: Journal,
+    /// Model calls waiting, at most.
+    pub queue: usize,
+}
+
+/// Loads what the options ask for: MiniLM for memory, and for `--brain llm` the language model
+/// and the prompt templates; or, replaying, only the journal. `None` when nothing asks for a
+/// model. Slow (models load): before the world runs.
+pub fn load_minds(options: &MindOptions) -> Result<Option<Minds>, String> {
+    let talks = options.brain == BrainKind::Llm;
+    if !talks && !options.memory {
         return Ok(None);
     }
-    let (language_model, dialogue) = if brain == BrainKind::Llm {
-        let prompts = Prompts::load(prompts).map_err(|e| e.to_string())?;
-        let path = agora_llm::locate::language_model(model).map_err(|e| e.to_string())?;
-        let model = EmbeddedModel::load(&path, EmbeddedOptions::default())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let dialogue = DialogueSetup {
+    let dialogue = talks
+        .then(|| Prompts::load(&options.prompts).map_err(|e| e.to_string()))
+        .transpose()?
+        .map(|prompts| DialogueSetup {
             prompts: Arc::new(prompts),
             settings: DialogueSettings::default(),
-        };
-        (
-            Some(Arc::new(model) as Arc<dyn LanguageModel>),
-            Some(dialogue),
-        )
+        });
+    let mut model_file = None;
+    let (language_model, embedder, dimensions): (
+        Option<Arc<dyn LanguageModel>>,
+        Arc<dyn TextEmbedder>,
+        usize,
+    ) = if let Journal::Replay(path) = &options.journal {
+        let journal = Replayer::open(path).map_err(|e| e.to_string())?;
+        let dimensions = journal.dimensions().ok_or_else(|| {
+            format!(
+                "journal {} holds no embeddings: not a run with memory",
+                path.display()
+            )
+        })?;
+        let model = talks.then(|| journal.clone() as Arc<dyn LanguageModel>);
+        (model, journal, dimensions)
     } else {
-        (None, None)
+        let model: Option<Arc<dyn LanguageModel>> = if talks {
+            let path =
+                locate::language_model(options.model.as_deref()).map_err(|e| e.to_string())?;
+            let loaded = EmbeddedModel::load(&path, EmbeddedOptions::default())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let sha256 = file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            model_file = Some((path, sha256));
+            Some(Arc::new(loaded))
+        } else {
+            None
+        };
+        let minilm =
+            Embedder::load(&minilm::default_folder()).map_err(|e| format!("memory: {e}"))?;
+        let dimensions = minilm.dimensions;
+        let embedder: Arc<dyn TextEmbedder> = Arc::new(minilm);
+        match &options.journal {
+            Journal::Record(path) => {
+                let recorder =
+                    Recorder::create(path, model, Some(embedder)).map_err(|e| e.to_string())?;
+                let model = talks.then(|| recorder.clone() as Arc<dyn LanguageModel>);
+                (model, recorder, dimensions)
+            }
+            _ => (model, embedder, dimensions),
+        }
     };
-    let (workers, memory) =
-        minilm_memory(language_model, queue).map_err(|e| format!("memory: {e}"))?;
+    let (workers, memory) = memory_workers(language_model, embedder, dimensions, options.queue)
+        .map_err(|e| format!("memory: {e}"))?;
     Ok(Some(Minds {
         workers,
         memory,
         dialogue,
+        model_file,
     }))
+}
+
+/// SHA-256 of a file, hex, read in pieces.
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Where and how players connect.

@@ -235,6 +235,11 @@ pub struct SimArgs {
     /// GGUF model for `--brain llm` [default: $AGORA_MODEL, else the model cache].
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Re-run a recorded run without any model: every model call is answered from the
+    /// journal.jsonl in this earlier run's folder (same seed and options: same events and
+    /// determinism_hash). Runs with a model always write OUT/journal.jsonl.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub journal: Option<PathBuf>,
     /// Reload persona files when they are edited during the run (breaks reproducibility).
     #[arg(long)]
     pub watch: bool,
@@ -417,6 +422,7 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         memory: args.memory,
         model: args.model,
         prompts: assets.or_default(None, "prompts")?,
+        journal: args.journal,
         watch: args.watch,
         progress: !args.quiet,
     };

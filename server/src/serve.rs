@@ -8,7 +8,7 @@
 
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
-use crate::app::{Minds, load_minds};
+use crate::app::{Journal, MindOptions, Minds, load_minds};
 use crate::app::{NetSetup, ServerApp, WorldSetup};
 use crate::cognition::ModelTiming;
 use crate::happenings::{EventLog, JsonlFileSink};
@@ -131,13 +131,14 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
     }
     let (map, roster) = crate::app::load_town(&config.map, &config.personas, config.agents)
         .map_err(|e| e.to_string())?;
-    let minds = load_minds(
-        config.brain,
-        config.memory,
-        config.model.as_deref(),
-        &config.prompts,
-        MODEL_QUEUE,
-    )?;
+    let minds = load_minds(&MindOptions {
+        brain: config.brain,
+        memory: config.memory,
+        model: config.model.clone(),
+        prompts: config.prompts.clone(),
+        journal: Journal::Off,
+        queue: MODEL_QUEUE,
+    })?;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
     let lock = lock_database(&config.db)?;

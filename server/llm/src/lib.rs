@@ -12,6 +12,7 @@
 pub mod backends;
 pub mod decoder;
 pub mod gguf;
+pub mod journal;
 pub mod kernels;
 pub mod locate;
 pub mod sampling;

@@ -21,9 +21,8 @@ pub use prompts::{PromptError, Prompts};
 use crate::agents::BrainSystems;
 use crate::memory::{ImportanceRater, MemoryStream};
 use crate::schedule::TickSystems;
-use agora_llm::backends::minilm::{self, Embedder};
 use agora_llm::worker::WorkerPool;
-use agora_llm::{LanguageModel, LlmError};
+use agora_llm::{LanguageModel, LlmError, TextEmbedder};
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,21 +57,22 @@ pub struct MemorySetup {
     pub perception: PerceptionSettings,
 }
 
-/// Workers with the MiniLM embedder from the model cache (and `language_model`, if any) and
-/// memory's setup: what `--memory` and `--brain llm` run on. Loads the model: call it before
-/// the world runs, never in a tick.
-pub fn minilm_memory(
+/// Workers serving `embedder` (vectors `dimensions` wide) and `language_model`, if any, and
+/// memory's setup: what `--memory` and `--brain llm` run on. Embeds the importance prototypes:
+/// call it before the world runs, never in a tick.
+pub fn memory_workers(
     language_model: Option<Arc<dyn LanguageModel>>,
+    embedder: Arc<dyn TextEmbedder>,
+    dimensions: usize,
     queue: usize,
 ) -> Result<(ModelWorkers, MemorySetup), LlmError> {
-    let embedder = Embedder::load(&minilm::default_folder())?;
-    let rater = ImportanceRater::new(&embedder)?;
+    let rater = ImportanceRater::new(embedder.as_ref())?;
     let setup = MemorySetup {
         rater: Arc::new(rater),
-        dimensions: embedder.dimensions,
+        dimensions,
         perception: PerceptionSettings::default(),
     };
-    let pool = WorkerPool::start_with_embedder(language_model, Some(Arc::new(embedder)), 1, queue);
+    let pool = WorkerPool::start_with_embedder(language_model, Some(embedder), 1, queue);
     Ok((ModelWorkers(pool), setup))
 }
 

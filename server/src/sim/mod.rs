@@ -14,7 +14,7 @@ pub use summary::SimSummary;
 
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
-use crate::app::{ServerApp, TownError, WorldSetup, load_minds, load_town};
+use crate::app::{Journal, MindOptions, ServerApp, TownError, WorldSetup, load_minds, load_town};
 use crate::cognition::{ModelTiming, ModelWorkers, RestoredStreams};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::time::GameClock;
@@ -43,6 +43,9 @@ pub struct SimConfig {
     pub model: Option<PathBuf>,
     /// The prompt templates' folder (`assets/prompts`).
     pub prompts: PathBuf,
+    /// Answer every model call from the journal in this earlier run's folder, loading no
+    /// model (`--journal DIR`).
+    pub journal: Option<PathBuf>,
     /// Hot-reload persona edits during the run.
     pub watch: bool,
     /// Show progress on stderr (a bar on a terminal, plain lines otherwise).
@@ -63,6 +66,9 @@ pub enum SimError {
     },
 }
 
+/// The journal of a run's model calls, in its folder.
+pub const JOURNAL: &str = "journal.jsonl";
+
 /// Model calls of a sim run are never refused for a full queue (which would depend on the
 /// machine's speed): the queue holds this many.
 const SIM_QUEUE: usize = 1 << 16;
@@ -80,14 +86,28 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     }
     let (map, roster) = load_town(&config.map, &config.personas, config.agents)?;
     let agents = roster.agents;
-    let minds = load_minds(
-        config.brain,
-        config.memory,
-        config.model.as_deref(),
-        &config.prompts,
-        SIM_QUEUE,
-    )
+    // Every model call is journaled in the run's folder, or answered from an earlier run's.
+    let journal = match &config.journal {
+        Some(dir) => Journal::Replay(dir.join(JOURNAL)),
+        None => {
+            std::fs::create_dir_all(&config.out).map_err(|source| SimError::Io {
+                what: format!("cannot create {}", config.out.display()),
+                source,
+            })?;
+            Journal::Record(config.out.join(JOURNAL))
+        }
+    };
+    let minds = load_minds(&MindOptions {
+        brain: config.brain,
+        memory: config.memory,
+        model: config.model.clone(),
+        prompts: config.prompts.clone(),
+        journal: journal.clone(),
+        queue: SIM_QUEUE,
+    })
     .map_err(SimError::Config)?;
+    let model_file = minds.as_ref().and_then(|m| m.model_file.clone());
+    let journal = minds.as_ref().map(|_| journal);
     let prompts = (minds.as_ref())
         .and_then(|m| m.dialogue.as_ref())
         .map(|d| d.prompts.hashes())
@@ -175,6 +195,8 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         tick_times,
         llm,
         prompts,
+        model_file,
+        journal,
     });
     summary
         .write(&config.out.join("summary.json"))

@@ -1,13 +1,22 @@
 use super::SimConfig;
 use crate::agents::BrainKind;
+use crate::app::Journal;
 use crate::happenings::LogStats;
 use crate::schedule::TickStats;
 use agora_llm::worker::{Purpose, PurposeStats};
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A model file and its SHA-256: with the seed and templates, what a model-driven run's
+/// events depend on.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelFile {
+    pub file: PathBuf,
+    pub sha256: String,
+}
 
 /// `summary.json`: what a run was and what it produced.
 #[derive(Clone, Debug, Serialize)]
@@ -38,6 +47,10 @@ pub struct SimSummary {
     pub personas: BTreeMap<String, String>,
     /// Prompt template file -> SHA-256 (empty when no brain used the language model).
     pub prompts: BTreeMap<String, String>,
+    /// The language model's file and SHA-256, when one was loaded.
+    pub model: Option<ModelFile>,
+    /// Where model answers were journaled (`recorded`) or replayed from (`replayed`).
+    pub journal: Option<BTreeMap<&'static str, PathBuf>>,
     /// Language-model calls by purpose (empty when no brain used a model).
     pub llm: BTreeMap<&'static str, PurposeStats>,
     /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
@@ -55,6 +68,8 @@ pub(super) struct SummaryInputs<'a> {
     pub tick_times: Vec<Duration>,
     pub llm: BTreeMap<&'static str, PurposeStats>,
     pub prompts: BTreeMap<String, String>,
+    pub model_file: Option<(PathBuf, String)>,
+    pub journal: Option<Journal>,
 }
 
 impl SimSummary {
@@ -90,6 +105,14 @@ impl SimSummary {
                 / (i.agents.max(1) as f64 * game_hours.max(1e-9)),
             llm: i.llm,
             prompts: i.prompts,
+            model: i
+                .model_file
+                .map(|(file, sha256)| ModelFile { file, sha256 }),
+            journal: i.journal.and_then(|j| match j {
+                Journal::Record(path) => Some(BTreeMap::from([("recorded", path)])),
+                Journal::Replay(path) => Some(BTreeMap::from([("replayed", path)])),
+                Journal::Off => None,
+            }),
         }
     }
 

@@ -1,11 +1,13 @@
 //! The `agora-server` command line.
 
 use crate::agents::BrainKind;
+use crate::cognition::{Prompts, interview};
 use crate::net::replication::ViewRange;
 use crate::serve::{self, ServeConfig};
 use crate::sim::{self, SimConfig, SimError};
 use crate::world::TownMap;
 use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
+use agora_llm::backends::minilm::{self, Embedder};
 use agora_llm::backends::openai::{OpenAiConfig, OpenAiModel};
 use agora_llm::{GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest, locate};
 use agora_net::config::unix_now;
@@ -52,6 +54,23 @@ pub enum Command {
     /// Write a connect token that lets a player join the server (netcode, signed with the
     /// server's key).
     Token(TokenArgs),
+    /// Ask an agent of a finished run (sim or serve, with memory) a question: it answers from
+    /// its memory stream, and the memories it drew on are listed with their ids.
+    Interview(InterviewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InterviewArgs {
+    /// The run's folder (its events.jsonl holds the agents' memories).
+    #[arg(long, value_name = "DIR")]
+    pub world: PathBuf,
+    /// The agent: its id (`marisol_alvarez`) or its name (`Marisol Alvarez`).
+    #[arg(long)]
+    pub agent: String,
+    /// The question, in quotes.
+    pub question: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -382,7 +401,67 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         }) => llm_score(&model, ScoreRequest { prompt, candidates }),
         Command::Serve(args) => serve(args, &assets),
         Command::Token(args) => token(args),
+        Command::Interview(args) => interview(args, &assets),
     }
+}
+
+fn interview(args: InterviewArgs, assets: &Assets) -> Result<ExitCode, CliError> {
+    let log = args.world.join("events.jsonl");
+    let (agents, end) = interview::agents_from_log(&log).map_err(CliError::Usage)?;
+    let wanted = args.agent.to_lowercase();
+    let Some((id, agent)) = (agents.iter())
+        .find(|(id, a)| id.to_lowercase() == wanted || a.name.to_lowercase() == wanted)
+    else {
+        let known: Vec<&str> = agents.keys().map(String::as_str).collect();
+        return Err(CliError::Usage(format!(
+            "no agent {:?} in {}; its agents are: {}",
+            args.agent,
+            log.display(),
+            known.join(", ")
+        )));
+    };
+    if agent.memories.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{id} has no memories in {}: was the run made with --memory or --brain llm?",
+            log.display()
+        )));
+    }
+    let prompts = Prompts::load(&assets.or_default(None, "prompts")?)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let embedder = Embedder::load(&minilm::default_folder())?;
+    let model = load_model(&args.model)?;
+    let answer = interview::interview(
+        agent,
+        &args.question,
+        end,
+        &embedder,
+        model.as_ref(),
+        &prompts.interview,
+    )?;
+    println!("{}: {}", agent.name, answer.answer);
+    for (memory, score, relevance) in &answer.recalled {
+        let mark = if Some(memory.id) == answer.drawn_from {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} memory {:>4}  score {score:.2}  relevance {relevance:.2}  {}",
+            memory.id.0, memory.description
+        );
+    }
+    match answer.drawn_from {
+        Some(id) if answer.worded => println!("interview: drawn from memory {}", id.0),
+        Some(id) => println!(
+            "interview: drawn from memory {} (quoted: the model's wording added to it)",
+            id.0
+        ),
+        None => println!(
+            "interview: no memory relevant enough (relevance {} or more); the model was not asked",
+            interview::MIN_RELEVANCE
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The `--assets` folder given, if any.

@@ -361,3 +361,44 @@ fn sim_journal_replays_a_recorded_run_to_the_same_hash() {
         text(&missing.stderr)
     );
 }
+
+/// `interview` answers from a run's memories on the real models: the party question draws on
+/// Marisol's memory of her harvest party (her first seed memory, id 0); a question nothing in
+/// her memory answers gets "I don't remember", without asking the model.
+#[test]
+fn interview_answers_from_the_agents_memory_and_cites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_arg = run.display().to_string();
+    let sim = [
+        "sim", "--hours", "0.2", "--start", "07:00", "--memory", "--quiet", "--out",
+    ];
+    let out = agora(&[&sim[..], &[run_arg.as_str()]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ask = |agent: &str, question: &str| {
+        agora(&["interview", "--world", &run_arg, "--agent", agent, question])
+    };
+
+    let party = ask("Marisol Alvarez", "Is there a party coming up?");
+    let said = text(&party.stdout);
+    assert!(party.status.success(), "{said}\n{}", text(&party.stderr));
+    assert!(said.starts_with("Marisol Alvarez: "), "{said}");
+    assert!(said.contains("interview: drawn from memory 0"), "{said}");
+    assert!(said.contains("* memory    0"), "{said}");
+
+    let peru = ask("marisol_alvarez", "What is the capital of Peru?");
+    let said = text(&peru.stdout);
+    assert!(
+        said.contains("I don't remember anything about that."),
+        "{said}"
+    );
+    assert!(said.contains("the model was not asked"), "{said}");
+
+    let nobody = ask("Nobody Here", "Hello?");
+    assert!(!nobody.status.success());
+    let err = text(&nobody.stderr);
+    assert!(
+        err.contains("no agent \"Nobody Here\"") && err.contains("marisol_alvarez"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@
 //! embeddings applied, then this tick's perceptions written and sent to be embedded.
 
 mod conversation;
+pub mod interview;
 pub mod model_queue;
 mod perception;
 pub mod prompts;

@@ -133,7 +133,11 @@ impl Template {
 #[derive(Clone, Debug)]
 pub struct Prompts {
     pub conversation: Template,
+    pub interview: Template,
 }
+
+/// What `interview.txt` may use, and must.
+pub const INTERVIEW_PLACEHOLDERS: &[&str] = &["agent", "memory", "question"];
 
 /// What `conversation.txt` may use, and must.
 pub const CONVERSATION_PLACEHOLDERS: &[&str] = &[
@@ -156,15 +160,23 @@ impl Prompts {
                 CONVERSATION_PLACEHOLDERS,
                 &["speaker", "lines"],
             )?,
+            interview: Template::load(
+                &folder.join("interview.txt"),
+                INTERVIEW_PLACEHOLDERS,
+                &["memory", "question"],
+            )?,
         })
     }
 
     /// File name -> SHA-256, for a run's summary.
     pub fn hashes(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(
-            "conversation.txt".to_string(),
-            self.conversation.hash.clone(),
-        )])
+        BTreeMap::from([
+            (
+                "conversation.txt".to_string(),
+                self.conversation.hash.clone(),
+            ),
+            ("interview.txt".to_string(), self.interview.hash.clone()),
+        ])
     }
 }
 
@@ -204,5 +216,8 @@ mod tests {
             e.contains("conversation.txt") && e.contains("{oops}"),
             "{e}"
         );
+        std::fs::write(dir.path().join("conversation.txt"), "{lines}{speaker}:").unwrap();
+        let e = Prompts::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("interview.txt"), "{e}");
     }
 }

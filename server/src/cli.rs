@@ -2,6 +2,7 @@
 
 use crate::agents::BrainKind;
 use crate::cognition::{Prompts, interview};
+use crate::eval;
 use crate::net::replication::ViewRange;
 use crate::serve::{self, ServeConfig};
 use crate::sim::{self, SimConfig, SimError};
@@ -57,6 +58,42 @@ pub enum Command {
     /// Ask an agent of a finished run (sim or serve, with memory) a question: it answers from
     /// its memory stream, and the memories it drew on are listed with their ids.
     Interview(InterviewArgs),
+    /// Run the paper's evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Information diffusion: run a day with --brain llm, interview every agent about the news
+    /// the personas carry (Marisol's harvest party, Gabriel's candidacy), and count who is
+    /// informed and who asserts news no memory holds. Writes OUT/diffusion.json; the last line
+    /// is `diffusion: informed=K/N hallucinated=H/N`.
+    Diffusion(DiffusionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffusionArgs {
+    /// Number of agents [default: one per persona].
+    #[arg(long)]
+    pub agents: Option<usize>,
+    /// Game hours to run.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Game time at the first tick.
+    #[arg(long, default_value = "06:00", value_parser = parse_game_time)]
+    pub start: GameTime,
+    /// Output folder for the run and diffusion.json.
+    #[arg(long, default_value = "runs/diffusion")]
+    pub out: PathBuf,
+    /// GGUF model [default: $AGORA_MODEL, else the model cache].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -402,7 +439,41 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve(args, &assets),
         Command::Token(args) => token(args),
         Command::Interview(args) => interview(args, &assets),
+        Command::Eval(EvalCommand::Diffusion(args)) => diffusion(args, &assets),
     }
+}
+
+fn diffusion(args: DiffusionArgs, assets: &Assets) -> Result<ExitCode, CliError> {
+    let config = SimConfig {
+        map: assets.or_default(None, DEFAULT_MAP)?,
+        personas: assets.or_default(None, "personas")?,
+        agents: args.agents,
+        hours: args.hours,
+        seed: args.seed,
+        out: args.out,
+        start: args.start,
+        tick_ms: 10_000,
+        brain: BrainKind::Llm,
+        memory: true,
+        model: args.model,
+        prompts: assets.or_default(None, "prompts")?,
+        journal: None,
+        watch: false,
+        progress: !args.quiet,
+    };
+    let report = eval::diffusion(&config).map_err(CliError::Usage)?;
+    for (item, seeded, informed) in &report.items {
+        println!(
+            "diffusion: {item}: informed {informed}/{} (at the start {seeded}/{})",
+            report.agents, report.agents
+        );
+    }
+    println!(
+        "diffusion: wrote {}",
+        config.out.join("diffusion.json").display()
+    );
+    println!("{}", eval::summary_line(&report));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn interview(args: InterviewArgs, assets: &Assets) -> Result<ExitCode, CliError> {

@@ -18,6 +18,7 @@ pub mod agents;
 pub mod app;
 pub mod cli;
 pub mod cognition;
+pub mod eval;
 pub mod happenings;
 pub mod memory;
 pub mod net;
@@ -69,8 +70,9 @@ mod layers {
         ("persist", 8),
         ("app", 9),
         ("sim", 10),
+        ("eval", 11),
         ("serve", 10),
-        ("cli", 11),
+        ("cli", 12),
     ];
 
     fn rank(module: &str) -> Option<u32> {

@@ -402,3 +402,38 @@ fn interview_answers_from_the_agents_memory_and_cites_it() {
         "{err}"
     );
 }
+
+/// `eval diffusion`, short, on the real models: it runs, interviews every agent about both
+/// items, and the agents who hold a piece of news in their seed memories are found informed
+/// of it (Marisol of her party, Gabriel of his candidacy).
+#[test]
+fn eval_diffusion_interviews_everyone_and_finds_the_seeded_informed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diffusion");
+    let args = [
+        "eval",
+        "diffusion",
+        "--agents",
+        "17",
+        "--hours",
+        "0.05",
+        "--start",
+        "18:00",
+    ];
+    let run = agora(&[&args[..], &["--quiet", "--out", &out.display().to_string()]].concat());
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("diffusion: informed="), "{stdout}");
+    assert!(last.contains("/34 hallucinated="), "{last}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("diffusion.json")).unwrap())
+            .unwrap();
+    let informed = |agent: &str, item: &str| {
+        report["answers"].as_array().unwrap().iter().any(|a| {
+            a["agent"] == agent && a["item"] == item && a["informed"] == true && a["seeded"] == true
+        })
+    };
+    assert!(informed("marisol_alvarez", "party"), "{report:#}");
+    assert!(informed("gabriel_reyes", "candidacy"), "{report:#}");
+}

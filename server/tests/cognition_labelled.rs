@@ -256,3 +256,108 @@ fn importance_from_embeddings_orders_memories_as_people_do() {
         figures[0].2
     );
 }
+
+/// Which seed memory answers a question (for interviews): 15 questions over the 17 seed
+/// memories of five shipped personas, each with the memories that answer it, by hand.
+const WHICH_MEMORY: &[(&str, &[usize])] = &[
+    ("Is there a party coming up?", &[0, 1]),
+    ("Is anyone running for mayor?", &[4, 8]),
+    ("What recipe is being tested?", &[1]),
+    ("What program did Lucia mention?", &[2]),
+    ("How will the cafe windows be decorated?", &[3]),
+    ("What does Gabriel want to do if elected?", &[5]),
+    ("What did Gabriel promise Diego?", &[6]),
+    ("What did Gabriel build as a child?", &[7]),
+    ("Which street will be repaved?", &[9]),
+    ("What is wrong with the Town Hall?", &[10, 12]),
+    ("Who is preparing the ballots?", &[11]),
+    ("Why does Emeka come home late?", &[13]),
+    ("What old document was found in the archive?", &[14]),
+    ("What exhibit is planned for the library?", &[15]),
+    ("Who has been staying late at work?", &[16]),
+];
+
+/// The pool: the seed memories of Marisol, Gabriel, Maeve, Ngozi and Anna, in that order.
+fn seed_pool() -> Vec<String> {
+    let map = agora_server::world::TownMap::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/maps/maple_hollow.tmj"),
+    )
+    .unwrap();
+    let folder = agora_shared::persona::load_folder(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/personas"),
+        &map,
+    )
+    .unwrap();
+    [
+        "marisol_alvarez",
+        "gabriel_reyes",
+        "maeve_brennan",
+        "ngozi_okafor",
+        "anna_kowalski",
+    ]
+    .iter()
+    .flat_map(|id| {
+        let (persona, _) = folder.personas.iter().find(|(p, _)| p.id == *id).unwrap();
+        persona.memories.clone()
+    })
+    .collect()
+}
+
+#[test]
+fn retrieval_finds_the_memory_that_answers_a_question() {
+    let pool = seed_pool();
+    assert_eq!(pool.len(), 17);
+    let texts: Vec<&str> = pool.iter().map(String::as_str).collect();
+    let memories = embedder().embed(&texts).unwrap().vectors;
+    let questions: Vec<&str> = WHICH_MEMORY.iter().map(|(q, _)| *q).collect();
+    let queries = embedder().embed(&questions).unwrap().vectors;
+    let mut minilm_right = 0;
+    let mut model_right = 0;
+    for ((question, answers), query) in WHICH_MEMORY.iter().zip(&queries) {
+        let cosine = |m: &Vec<f32>| m.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
+        let by_minilm = (0..pool.len())
+            .max_by(|&a, &b| cosine(&memories[a]).total_cmp(&cosine(&memories[b])))
+            .unwrap();
+        // The language model's choice: each memory's mean log-probability per token as the
+        // continuation of the question.
+        let scores = language_model()
+            .score(&ScoreRequest {
+                prompt: format!("Question: {question}\nThe memory that answers it:"),
+                candidates: pool.iter().map(|m| format!(" {m}")).collect(),
+            })
+            .unwrap();
+        let per_token = |i: usize| scores.logprobs[i] / scores.tokens[i].max(1) as f32;
+        let by_model = (0..pool.len())
+            .max_by(|&a, &b| per_token(a).total_cmp(&per_token(b)))
+            .unwrap();
+        minilm_right += usize::from(answers.contains(&by_minilm));
+        model_right += usize::from(answers.contains(&by_model));
+        eprintln!(
+            "which memory: minilm {} gemma-270m {}  {question}",
+            if answers.contains(&by_minilm) {
+                "right"
+            } else {
+                "wrong"
+            },
+            if answers.contains(&by_model) {
+                "right"
+            } else {
+                "wrong"
+            },
+        );
+    }
+    let n = WHICH_MEMORY.len();
+    eprintln!(
+        "which memory answers, {n} questions over {} memories: minilm cosine {minilm_right}/{n}, \
+         gemma-270m mean log-probability {model_right}/{n}",
+        pool.len()
+    );
+    assert!(
+        minilm_right * 10 >= n * 8,
+        "MiniLM found {minilm_right}/{n}"
+    );
+    assert!(
+        minilm_right >= model_right,
+        "the model ({model_right}) beats MiniLM: use it"
+    );
+}

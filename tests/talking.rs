@@ -12,7 +12,7 @@ use agora_server::agents::BrainKind;
 use agora_server::app::{Journal, MindOptions, Minds, load_minds, load_town};
 use agora_server::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelTiming, ModelWorkers, PerceptionSettings,
-    Prompts, RestoredStreams,
+    Prompts, ReflectionSettings, RestoredStreams,
 };
 use agora_server::happenings::{EventLog, MemorySink};
 use agora_server::memory::{ImportanceRater, MemoryKind, MemoryStream};
@@ -110,6 +110,7 @@ fn scripted_minds_seeing(prompts: Arc<Mutex<Vec<String>>>) -> Minds {
         dialogue: Some(DialogueSetup {
             prompts: Arc::new(Prompts::load(&assets().join("prompts")).unwrap()),
             settings: DialogueSettings::default(),
+            reflection: ReflectionSettings::default(),
         }),
         model_file: None,
     }
@@ -221,7 +222,7 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.jsonl");
     let minds = |journal: Journal| {
-        load_minds(&MindOptions {
+        let mut minds = load_minds(&MindOptions {
             brain: BrainKind::Llm,
             memory: true,
             model: None,
@@ -230,9 +231,17 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
             queue: 64,
         })
         .expect("the models load (scripts/fetch-models)")
-        .expect("--brain llm loads models")
+        .expect("--brain llm loads models");
+        if let Some(dialogue) = minds.dialogue.as_mut() {
+            dialogue.reflection.threshold = 20;
+        }
+        minds
     };
     let (mut app, events) = run_evening(minds(Journal::Record(journal.clone())), 40);
+    // A low threshold, so that they also reflect within the 40 steps.
+    for (agent, _, description, evidence) in reflections(&events) {
+        eprintln!("{agent} reflects: {description} (evidence {evidence:?})");
+    }
     let conversation = (events.iter()).find_map(|r| match &r.event {
         Event::ConversationEnded {
             lines,
@@ -247,6 +256,10 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
         eprintln!("{}: {}", line.speaker, line.text);
     }
     assert!(lines.len() >= 2, "{lines:?}");
+    assert!(
+        !reflections(&events).is_empty(),
+        "with a threshold of 20, someone reflects on the real model"
+    );
     assert!(
         lines
             .iter()
@@ -336,4 +349,56 @@ fn a_players_words_reach_the_model_only_as_a_quoted_line() {
     let events = sink.snapshot();
     assert!(events.iter().any(|r| matches!(&r.event,
         Event::ConversationStarted { participants, .. } if participants.contains(&"player:ada".to_string()))));
+}
+
+/// The thoughts agents logged that were drawn from other memories (reflections), with the
+/// ids of their evidence and their own id.
+fn reflections(events: &[EventRecord]) -> Vec<(String, u32, String, Vec<u32>)> {
+    (events.iter())
+        .filter_map(|r| match &r.event {
+            Event::Memory {
+                agent,
+                memory,
+                memory_kind,
+                description,
+                evidence,
+                ..
+            } if memory_kind == "thought" && !evidence.is_empty() => Some((
+                agent.clone(),
+                *memory,
+                description.clone(),
+                evidence.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Once the importance of new memories adds up to the threshold, an agent reflects once: a
+/// thought "... thinks that ..." whose evidence is earlier memories of its own; then it waits
+/// for as much again.
+#[test]
+fn enough_new_importance_makes_an_agent_reflect_with_evidence() {
+    let mut minds = scripted_minds();
+    if let Some(dialogue) = minds.dialogue.as_mut() {
+        // Every scripted memory rates 1: a reflection after about 12 new memories.
+        dialogue.reflection.threshold = 12;
+    }
+    let (_, events) = run_evening(minds, 60);
+    let thoughts = reflections(&events);
+    assert!(!thoughts.is_empty(), "nobody reflected");
+    for (agent, id, description, evidence) in &thoughts {
+        assert!(description.contains(" thinks that "), "{description}");
+        assert!(
+            evidence.iter().all(|e| e < id),
+            "{agent}: evidence after the thought"
+        );
+        assert!(evidence.len() <= ReflectionSettings::default().evidence);
+    }
+    let per_agent = |who: &str| thoughts.iter().filter(|t| t.0 == who).count();
+    // 60 steps bring far fewer than two thresholds' worth of memories to each.
+    assert!(
+        per_agent("leila_haddad") <= 2 && per_agent("samir_haddad") <= 2,
+        "{thoughts:?}"
+    );
 }

@@ -10,7 +10,7 @@ use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers, Prompts,
-    RestoredStreams, memory_workers,
+    ReflectionSettings, RestoredStreams, memory_workers,
 };
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
@@ -123,6 +123,7 @@ pub fn load_minds(options: &MindOptions) -> Result<Option<Minds>, String> {
         .map(|prompts| DialogueSetup {
             prompts: Arc::new(prompts),
             settings: DialogueSettings::default(),
+            reflection: ReflectionSettings::default(),
         });
     let mut model_file = None;
     let (language_model, embedder, dimensions): (

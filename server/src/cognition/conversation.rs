@@ -21,6 +21,7 @@
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
 use super::prompts::Prompts;
+use super::reflection::ReflectionSettings;
 use crate::actors::speech::{EARSHOT, clean_text};
 use crate::actors::{Action, Activity, ActorCommand, Player};
 use crate::agents::{Agent, AgentPersona, stable_hash};
@@ -73,12 +74,13 @@ impl Default for DialogueSettings {
     }
 }
 
-/// Agents talk: what `ServerApp::dialogue` inserts (needs model workers with a language model,
-/// and memory).
+/// Agents talk and reflect: what `ServerApp::dialogue` inserts (needs model workers with a
+/// language model, and memory).
 #[derive(Resource, Clone)]
 pub struct DialogueSetup {
     pub prompts: Arc<Prompts>,
     pub settings: DialogueSettings,
+    pub reflection: ReflectionSettings,
 }
 
 /// Memories a speaker draws on for a line.
@@ -295,7 +297,9 @@ impl Talk<'_, '_, '_, '_, '_> {
 /// name, without quotes or a list's dash, its first sentence (two if the first is short),
 /// cleaned and capped. `None` if no words are left.
 pub fn spoken_line(generated: &str, names: &[String]) -> Option<String> {
-    let mut line = generated.lines().next().unwrap_or("").trim().to_string();
+    let mut line = without_markup(generated.lines().next().unwrap_or(""))
+        .trim()
+        .to_string();
     for name in names {
         // The model sometimes writes the next speaker's turn on the same line.
         if let Some(cut) = line.find(&format!(" {name}:")) {
@@ -306,6 +310,15 @@ pub fn spoken_line(generated: &str, names: &[String]) -> Option<String> {
         }
     }
     let mut line = line.trim().trim_start_matches(['-', '*', ' ']);
+    // A list's number ("1) ", "2. ") is not said either.
+    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits > 0
+        && let Some(rest) = line[digits..]
+            .strip_prefix(") ")
+            .or_else(|| line[digits..].strip_prefix(". "))
+    {
+        line = rest;
+    }
     // Someone else's turn written into this one ("Marisol: ..."): a speaker's prefix of one to
     // three capitalised words is not said aloud either.
     if let Some((prefix, rest)) = line.split_once(": ") {
@@ -329,6 +342,30 @@ pub fn spoken_line(generated: &str, names: &[String]) -> Option<String> {
     }
     let capped: String = line.chars().take(MAX_SAY_CHARS).collect();
     clean_text(&capped, MAX_SAY_CHARS)
+}
+
+/// The text without HTML-like tags (`<em>`, `</b>`), which the model writes now and then.
+fn without_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>') {
+            Some(close)
+                if rest[open + 1..open + close]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '/') =>
+            {
+                out.push_str(&rest[..open]);
+                rest = &rest[open + close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Sentences shorter than this get the next one added ("Oh, hi! How are you?").
@@ -702,6 +739,15 @@ mod tests {
             Some("Yes, it is.".into())
         );
         assert_eq!(line("Marisol Alvarez: The book!"), Some("The book!".into()));
+        assert_eq!(
+            line("<em>\"I'd love that.\"</em>"),
+            Some("I'd love that.".into())
+        );
+        assert_eq!(
+            line("1) If I had time, I would."),
+            Some("If I had time, I would.".into())
+        );
+        assert_eq!(line("3 < 4 is true."), Some("3 < 4 is true.".into()));
         assert_eq!(
             line("Note: the book is red."),
             Some("the book is red.".into())

@@ -12,12 +12,14 @@ pub mod interview;
 pub mod model_queue;
 mod perception;
 pub mod prompts;
+mod reflection;
 mod remembering;
 
 pub use conversation::{Conversations, DialogueSettings, DialogueSetup, spoken_line};
 pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWorkers};
 pub use perception::{Perceived, PerceptionSettings};
 pub use prompts::{PromptError, Prompts};
+pub use reflection::{ReflectionSettings, Reflections};
 
 use crate::agents::BrainSystems;
 use crate::memory::{ImportanceRater, MemoryStream};
@@ -39,6 +41,8 @@ pub enum CognitionSystems {
     Perceive,
     /// Conversations: lines written by the model are said, new ones start, turns are asked for.
     Converse,
+    /// Reflections written become thoughts; agents with enough new importance reflect.
+    Reflect,
     /// New memories are sent to be embedded.
     Embed,
 }
@@ -85,6 +89,7 @@ pub fn plugin(app: &mut App) {
             CognitionSystems::Remember,
             CognitionSystems::Perceive,
             CognitionSystems::Converse,
+            CognitionSystems::Reflect,
             CognitionSystems::Embed,
         )
             .chain()
@@ -96,6 +101,7 @@ pub fn plugin(app: &mut App) {
         remembering::plugin,
         perception::plugin,
         conversation::plugin,
+        reflection::plugin,
     ));
 }
 

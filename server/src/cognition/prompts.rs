@@ -134,7 +134,11 @@ impl Template {
 pub struct Prompts {
     pub conversation: Template,
     pub interview: Template,
+    pub reflection: Template,
 }
+
+/// What `reflection.txt` may use, and must.
+pub const REFLECTION_PLACEHOLDERS: &[&str] = &["agent", "memories"];
 
 /// What `interview.txt` may use, and must.
 pub const INTERVIEW_PLACEHOLDERS: &[&str] = &["agent", "memory", "question"];
@@ -165,6 +169,11 @@ impl Prompts {
                 INTERVIEW_PLACEHOLDERS,
                 &["memory", "question"],
             )?,
+            reflection: Template::load(
+                &folder.join("reflection.txt"),
+                REFLECTION_PLACEHOLDERS,
+                &["memories"],
+            )?,
         })
     }
 
@@ -176,6 +185,7 @@ impl Prompts {
                 self.conversation.hash.clone(),
             ),
             ("interview.txt".to_string(), self.interview.hash.clone()),
+            ("reflection.txt".to_string(), self.reflection.hash.clone()),
         ])
     }
 }

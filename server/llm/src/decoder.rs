@@ -21,6 +21,7 @@
 
 use crate::LlmError;
 use crate::gguf::GgufFile;
+use crate::kernels::dot;
 use crate::kernels::linear::Linear;
 use crate::kernels::{activation, parallel};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -543,24 +544,6 @@ fn attention(
         .transpose(0, 1)?
         .contiguous()?
         .reshape((t, heads * hd))?)
-}
-
-/// Dot product with eight independent accumulators (vectorises; fixed order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Indices as a u32 tensor for `index_select`.

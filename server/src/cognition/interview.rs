@@ -10,6 +10,7 @@
 use super::conversation::spoken_line;
 use super::prompts::Template;
 use crate::memory::{Memory, MemoryId, MemoryKind, MemoryStream, RetrievalWeights};
+use agora_llm::kernels::dot;
 use agora_llm::{GenerateRequest, LanguageModel, LlmError, SamplingParams, TextEmbedder};
 use agora_shared::GameTime;
 use agora_shared::events::{Event, EventRecord};
@@ -150,7 +151,7 @@ pub fn interview(
         .filter_map(|r| {
             let memory = memories.get(r.id.0 as usize)?.clone();
             let vector = stream.embedding(r.id)?;
-            let relevance = vector.iter().zip(&query).map(|(a, b)| a * b).sum();
+            let relevance = dot(vector, &query);
             Some((memory, r.score, relevance))
         })
         .collect();

@@ -5,6 +5,7 @@
 //! `server/tests/cognition_labelled.rs` measures both; the figures are in the note that
 //! introduced this.
 
+use agora_llm::kernels::dot;
 use agora_llm::{LlmError, TextEmbedder};
 
 /// What a memory that matters looks like: the kinds of life event the paper's scale calls
@@ -50,7 +51,7 @@ pub struct ImportanceRater {
 fn best(prototypes: &[Vec<f32>], vector: &[f32]) -> f32 {
     prototypes
         .iter()
-        .map(|p| p.iter().zip(vector).map(|(a, b)| a * b).sum::<f32>())
+        .map(|p| dot(p, vector))
         .fold(f32::NEG_INFINITY, f32::max)
 }
 

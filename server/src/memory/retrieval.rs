@@ -5,6 +5,7 @@
 //! never depend on anything but the stream and the query.
 
 use super::stream::{MemoryId, MemoryStream};
+use agora_llm::kernels::dot;
 use agora_shared::GameTime;
 
 /// How the three scores are weighed. The default is the paper's code (recency 0.5,
@@ -34,25 +35,6 @@ impl Default for RetrievalWeights {
 pub struct Retrieved {
     pub id: MemoryId,
     pub score: f32,
-}
-
-/// A dot product summed in eight fixed lanes: vectorised by the compiler, and the same sum
-/// bit for bit whatever else is in the stream.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// Rescales `values` to 0..1 in place; all equal gives 0.5 each (the paper's code).
@@ -240,13 +222,5 @@ mod tests {
             stream.retrieve(&[1.0, 0.0], NOW, 1, &by_recency)[0].id,
             pending
         );
-    }
-
-    #[test]
-    fn the_lane_dot_product_matches_a_plain_one() {
-        let a: Vec<f32> = (0..21).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..21).map(|i| (i as f32 * 0.11).cos()).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-5);
     }
 }

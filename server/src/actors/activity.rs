@@ -62,6 +62,12 @@ impl Activity {
         }
     }
 
+    /// Asleep: a brain's sleep is an activity described as "sleeping" (the routine's bed
+    /// slot). An asleep agent perceives nothing, and neither talks nor reflects.
+    pub fn is_sleeping(&self) -> bool {
+        self.description.starts_with("sleeping")
+    }
+
     /// Doing nothing in particular, from `now`.
     pub fn idle(now: GameTime) -> Self {
         Self {

@@ -47,6 +47,8 @@ pub struct DialogueSettings {
     pub talk_radius: u16,
     /// Chance per step that two free agents in reach start talking.
     pub start_chance: f64,
+    /// Game milliseconds between two chances (the paper's step; a serving tick is far shorter).
+    pub step_ms: u64,
     /// Lines per conversation, at most (the paper: 8 turns).
     pub max_lines: usize,
     /// The same two do not talk again for this long (the paper: 800 steps of 10 s).
@@ -65,6 +67,7 @@ impl Default for DialogueSettings {
         Self {
             talk_radius: 2,
             start_chance: 0.25,
+            step_ms: 10_000,
             max_lines: 8,
             cooldown_ms: 8_000_000,
             player_patience_ms: 60_000,
@@ -158,7 +161,7 @@ type ActorView<'a> = (
 
 /// Up and doing something (an agent spawned this tick has no activity yet, one in bed sleeps).
 fn is_awake(activity: Option<&Activity>) -> bool {
-    activity.is_some_and(|a| !a.description.starts_with("sleeping"))
+    activity.is_some_and(|a| !a.is_sleeping())
 }
 
 pub fn plugin(app: &mut App) {
@@ -408,6 +411,7 @@ fn converse(
     mut commands: Commands,
     actors: Query<ActorView>,
     mut streams: Query<&mut MemoryStream, With<Agent>>,
+    mut next_meeting: Local<GameTime>,
 ) {
     let now = clock.now;
     let settings = setup.settings;
@@ -522,41 +526,44 @@ fn converse(
         }
     }
 
-    // 3. Agents who meet may start talking.
-    let mut free: Vec<_> = (actors.iter())
-        .filter(|a| !a.5 && a.6.is_some() && streams.contains(a.0))
-        .filter(|a| !talk.conversations.is_talking(a.0) && is_awake(a.4))
-        .filter(|a| {
-            talk.conversations
-                .budget_left(a.0, now, settings.tokens_per_hour)
-        })
-        .map(|a| (a.1.0.clone(), a.0, a.3.0))
-        .collect();
-    free.sort();
-    let free_set: BTreeSet<Entity> = free.iter().map(|f| f.1).collect();
-    let mut taken: BTreeSet<Entity> = BTreeSet::new();
-    talk.conversations.cooldown.retain(|_, until| *until > now);
-    for (id, me, at) in &free {
-        if taken.contains(me) {
-            continue;
-        }
-        let mut near: Vec<(String, Entity)> = (occupancy.within(*at, settings.talk_radius))
-            .filter(|o| o != me && free_set.contains(o) && !taken.contains(o))
-            .filter(|o| {
-                !talk
-                    .conversations
-                    .cooldown
-                    .contains_key(&Conversations::pair(*me, *o))
+    // 3. Agents who meet may start talking: once a step (10 game seconds), whatever the tick.
+    if now >= *next_meeting {
+        *next_meeting = GameTime(now.0 + settings.step_ms);
+        let mut free: Vec<_> = (actors.iter())
+            .filter(|a| !a.5 && a.6.is_some() && streams.contains(a.0))
+            .filter(|a| !talk.conversations.is_talking(a.0) && is_awake(a.4))
+            .filter(|a| {
+                talk.conversations
+                    .budget_left(a.0, now, settings.tokens_per_hour)
             })
-            .filter_map(|o| actors.get(o).ok().map(|a| (a.1.0.clone(), o)))
+            .map(|a| (a.1.0.clone(), a.0, a.3.0))
             .collect();
-        near.sort();
-        for (other_id, other) in near {
-            let draw = stable_hash(&format!("{}:{}:{id}:{other_id}", seed.0, clock.tick));
-            if ChaCha8Rng::seed_from_u64(draw).random_bool(settings.start_chance) {
-                taken.extend([*me, other]);
-                talk.start(vec![*me, other], *me, &actors, &map);
-                break;
+        free.sort();
+        let free_set: BTreeSet<Entity> = free.iter().map(|f| f.1).collect();
+        let mut taken: BTreeSet<Entity> = BTreeSet::new();
+        talk.conversations.cooldown.retain(|_, until| *until > now);
+        for (id, me, at) in &free {
+            if taken.contains(me) {
+                continue;
+            }
+            let mut near: Vec<(String, Entity)> = (occupancy.within(*at, settings.talk_radius))
+                .filter(|o| o != me && free_set.contains(o) && !taken.contains(o))
+                .filter(|o| {
+                    !talk
+                        .conversations
+                        .cooldown
+                        .contains_key(&Conversations::pair(*me, *o))
+                })
+                .filter_map(|o| actors.get(o).ok().map(|a| (a.1.0.clone(), o)))
+                .collect();
+            near.sort();
+            for (other_id, other) in near {
+                let draw = stable_hash(&format!("{}:{}:{id}:{other_id}", seed.0, clock.tick));
+                if ChaCha8Rng::seed_from_u64(draw).random_bool(settings.start_chance) {
+                    taken.extend([*me, other]);
+                    talk.start(vec![*me, other], *me, &actors, &map);
+                    break;
+                }
             }
         }
     }

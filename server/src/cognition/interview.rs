@@ -52,12 +52,10 @@ pub fn agents_from_log(path: &Path) -> Result<(BTreeMap<String, LoggedAgent>, Ga
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut agents: BTreeMap<String, LoggedAgent> = BTreeMap::new();
     let mut end = GameTime(0);
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for (i, line) in lines.iter().enumerate() {
-        let record: EventRecord = match serde_json::from_str(line) {
+    // Line by line: a long run's log is never held whole.
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        let record: EventRecord = match serde_json::from_str(&line) {
             Ok(record) => record,
             // A newer log's kinds are not ours to read; a cut last line is a killed run's.
             Err(_) => continue,
@@ -86,11 +84,7 @@ pub fn agents_from_log(path: &Path) -> Result<(BTreeMap<String, LoggedAgent>, Ga
                         i + 1
                     ));
                 };
-                let kind = match memory_kind.as_str() {
-                    "event" => MemoryKind::Event,
-                    "chat" => MemoryKind::Chat,
-                    _ => MemoryKind::Thought,
-                };
+                let kind = MemoryKind::from_name(&memory_kind).unwrap_or(MemoryKind::Thought);
                 logged.memories.push(Memory {
                     id: MemoryId(memory),
                     kind,

@@ -79,10 +79,6 @@ fn observation(name: &str, activity: &Activity) -> (String, Triple) {
     )
 }
 
-fn is_asleep(activity: Option<&Activity>) -> bool {
-    activity.is_some_and(|a| a.description.starts_with("sleeping"))
-}
-
 fn perceive(
     clock: Res<GameClock>,
     setup: Res<MemorySetup>,
@@ -106,7 +102,7 @@ fn perceive(
         perceived
             .last
             .retain(|_, (_, seen)| now.0.saturating_sub(seen.0) <= RETENTION_MS);
-        if is_asleep(own) {
+        if own.is_some_and(Activity::is_sleeping) {
             continue;
         }
         let mut new = Vec::new();
@@ -150,7 +146,7 @@ fn hear(
         let Ok((mut stream, activity)) = listeners.get_mut(line.listener) else {
             continue;
         };
-        if is_asleep(activity) {
+        if activity.is_some_and(Activity::is_sleeping) {
             continue;
         }
         let name = |e: Entity| {

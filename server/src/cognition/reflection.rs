@@ -113,7 +113,7 @@ fn reflect(
                 Err(e) => warn!("{}: reflecting failed ({e})", id.0),
             }
         }
-        let awake = activity.is_some_and(|a| !a.description.starts_with("sleeping"));
+        let awake = activity.is_some_and(|a| !a.is_sleeping());
         if reflections.pending.is_some()
             || !awake
             || conversations.is_talking(entity)

@@ -28,6 +28,13 @@ impl MemoryKind {
             MemoryKind::Chat => "chat",
         }
     }
+
+    /// The kind [`Self::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [MemoryKind::Event, MemoryKind::Thought, MemoryKind::Chat]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 /// Subject-predicate-object: what a memory is about, for keyword lookups and for telling

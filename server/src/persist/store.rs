@@ -220,11 +220,9 @@ impl Store {
             let agent: String = row.get(0)?;
             let id: u32 = row.get(1)?;
             let at = |what: &str| format!("memory {id} of {agent}: {what}");
-            let kind = match row.get_ref(2)?.as_str()? {
-                "event" => MemoryKind::Event,
-                "thought" => MemoryKind::Thought,
-                "chat" => MemoryKind::Chat,
-                other => return Err(invalid(2, at(&format!("unknown kind {other:?}")))),
+            let kind = row.get_ref(2)?.as_str()?;
+            let Some(kind) = MemoryKind::from_name(kind) else {
+                return Err(invalid(2, at(&format!("unknown kind {kind:?}"))));
             };
             let time = |column: usize| -> rusqlite::Result<GameTime> {
                 let ms: i64 = row.get(column)?;

@@ -12,7 +12,7 @@ use agora_server::agents::BrainKind;
 use agora_server::app::{Journal, MindOptions, Minds, load_minds, load_town};
 use agora_server::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelTiming, ModelWorkers, PerceptionSettings,
-    Prompts, ReflectionSettings, RestoredStreams,
+    PlanningSettings, Prompts, ReflectionSettings, RestoredStreams,
 };
 use agora_server::happenings::{EventLog, MemorySink};
 use agora_server::memory::{ImportanceRater, MemoryKind, MemoryStream};
@@ -44,20 +44,33 @@ fn haddads() -> tempfile::TempDir {
     dir
 }
 
-/// A scripted stand-in for the language model (not a real one): "Line N." for the Nth call;
-/// it keeps every prompt it was given.
+/// A scripted stand-in for the language model (not a real one): asked for a day's intent
+/// (`plan.txt` ends "wants to:") it wants to visit the park, asked for an hour's steps
+/// (`decompose.txt` ends with a dash) it lists three, and otherwise it writes "Line N." for
+/// the Nth such call; it keeps every prompt it was given.
 #[derive(Default)]
 struct ScriptedTalker(AtomicU32, Arc<Mutex<Vec<String>>>);
+
+/// What the scripted model plans.
+const SCRIPTED_INTENT: &str = "visit the park";
+const SCRIPTED_STEPS: [&str; 3] = ["reading a book", "making tea", "tidying the shelf"];
 
 impl LanguageModel for ScriptedTalker {
     fn name(&self) -> &str {
         "scripted"
     }
     fn generate(&self, r: &GenerateRequest) -> Result<Generation, LlmError> {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         self.1.lock().unwrap().push(r.prompt.clone());
+        let text = if r.prompt.trim_end().ends_with("wants to:") {
+            format!(" {SCRIPTED_INTENT}. And more.")
+        } else if r.prompt.ends_with('-') {
+            format!(" {}\n\nSomeone is", SCRIPTED_STEPS.join("\n- "))
+        } else {
+            let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+            format!(" Line {n} of our talk.\nSomeone: more")
+        };
         Ok(Generation {
-            text: format!(" Line {n} of our talk.\nSomeone: more"),
+            text,
             usage: Usage {
                 prompt_tokens: r.prompt.len() as u32 / 4,
                 completion_tokens: 6,
@@ -111,6 +124,7 @@ fn scripted_minds_seeing(prompts: Arc<Mutex<Vec<String>>>) -> Minds {
             prompts: Arc::new(Prompts::load(&assets().join("prompts")).unwrap()),
             settings: DialogueSettings::default(),
             reflection: ReflectionSettings::default(),
+            planning: PlanningSettings::default(),
         }),
         model_file: None,
     }
@@ -401,4 +415,78 @@ fn enough_new_importance_makes_an_agent_reflect_with_evidence() {
         per_agent("leila_haddad") <= 2 && per_agent("samir_haddad") <= 2,
         "{thoughts:?}"
     );
+}
+
+/// Each agent plans the rest of its day once: the routine's frame with the model's intent in
+/// its first free stretch, remembered as a thought; the hour under way is broken into the
+/// model's steps, which the agent then does.
+#[test]
+fn agents_plan_their_day_and_hour_and_follow_the_steps() {
+    let (mut app, events) = run_evening(scripted_minds(), 60);
+    for agent in ["leila_haddad", "samir_haddad"] {
+        let plans: Vec<_> = (events.iter())
+            .filter_map(|r| match &r.event {
+                Event::PlanMade {
+                    agent: a,
+                    day,
+                    intent,
+                    items,
+                } if a == agent => Some((*day, intent.clone(), items.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(plans.len(), 1, "{agent}: one plan for the day: {plans:?}");
+        let (day, intent, items) = &plans[0];
+        assert_eq!(*day, 1);
+        assert_eq!(intent.as_deref(), Some(SCRIPTED_INTENT));
+        for pair in items.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start, "{agent}: a gap in {items:?}");
+        }
+        let evening = GameTime::at(1, "18:00".parse().unwrap());
+        assert!(items[0].start <= evening && items[0].end > evening);
+        assert_eq!(items.last().unwrap().activity, "sleeping");
+        let chosen = items
+            .iter()
+            .find(|i| i.activity == SCRIPTED_INTENT)
+            .unwrap();
+        assert!(chosen.start >= evening);
+        assert!(chosen.end.0 - chosen.start.0 <= 90 * 60_000, "{chosen:?}");
+
+        let steps: Vec<_> = (events.iter())
+            .filter_map(|r| match &r.event {
+                Event::StepsPlanned { agent: a, steps } if a == agent => Some(steps.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(!steps.is_empty(), "{agent}: no hour broken into steps");
+        for step in &steps {
+            assert!(SCRIPTED_STEPS.contains(&step.activity.as_str()), "{step:?}");
+            // Three steps share an hour (or what the slot leaves of it): 5 to 15 minutes.
+            let minutes = (step.end.0 - step.start.0) / 60_000;
+            assert!((5..=15).contains(&minutes) && minutes % 5 == 0, "{step:?}");
+        }
+        assert!(
+            (events.iter()).any(|r| matches!(&r.event,
+                Event::Activity { agent: a, description, .. }
+                    if a == agent && SCRIPTED_STEPS.contains(&description.as_str()))),
+            "{agent} never did a step of its plan"
+        );
+    }
+    // The plan is remembered, and the routine brain has handed over.
+    let mut agents = app.world_mut().query::<(
+        &ActorId,
+        &MemoryStream,
+        Has<agora_server::agents::RoutineBrain>,
+    )>();
+    for (id, stream, routine) in agents.iter(app.world()) {
+        assert!(!routine, "{}: still on its routine", id.0);
+        assert!(
+            stream
+                .iter()
+                .any(|m| m.kind == MemoryKind::Thought && m.description.contains(" plans ")),
+            "{}: the plan is not a memory",
+            id.0
+        );
+    }
 }

@@ -9,8 +9,8 @@ use crate::actors::AwayPlayers;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::cognition::{
-    DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers, Prompts,
-    ReflectionSettings, RestoredStreams, memory_workers,
+    DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers,
+    PlanningSettings, Prompts, ReflectionSettings, RestoredStreams, memory_workers,
 };
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
@@ -124,6 +124,7 @@ pub fn load_minds(options: &MindOptions) -> Result<Option<Minds>, String> {
             prompts: Arc::new(prompts),
             settings: DialogueSettings::default(),
             reflection: ReflectionSettings::default(),
+            planning: PlanningSettings::default(),
         });
     let mut model_file = None;
     let (language_model, embedder, dimensions): (

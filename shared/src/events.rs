@@ -122,8 +122,29 @@ pub enum Event {
         /// `model failed: ...`.
         reason: String,
     },
+    /// An agent planned its day (from now until it next wakes): every stretch of it, and
+    /// what it chose to do with its free time (`intent`), if anything.
+    PlanMade {
+        agent: String,
+        /// The game day the plan's morning falls on (1, 2, ...).
+        day: u32,
+        intent: Option<String>,
+        items: Vec<PlanItem>,
+    },
+    /// An agent broke an hour of its plan into steps.
+    StepsPlanned { agent: String, steps: Vec<PlanItem> },
     /// Last event of a run.
     RunFinished { ticks: u64 },
+}
+
+/// One stretch of a plan: what, where and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub start: GameTime,
+    pub end: GameTime,
+    pub activity: String,
+    /// The address it happens at.
+    pub location: String,
 }
 
 /// One line of a conversation.
@@ -152,6 +173,8 @@ impl Event {
             Event::Memory { .. } => "memory",
             Event::ConversationStarted { .. } => "conversation_started",
             Event::ConversationEnded { .. } => "conversation_ended",
+            Event::PlanMade { .. } => "plan_made",
+            Event::StepsPlanned { .. } => "steps_planned",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -166,7 +189,9 @@ impl Event {
             | Event::PersonaReloaded { agent, .. }
             | Event::PersonaRejected { agent, .. }
             | Event::Heard { agent, .. }
-            | Event::Memory { agent, .. } => Some(agent),
+            | Event::Memory { agent, .. }
+            | Event::PlanMade { agent, .. }
+            | Event::StepsPlanned { agent, .. } => Some(agent),
             Event::RunStarted { .. }
             | Event::DayPhase { .. }
             | Event::RunFinished { .. }

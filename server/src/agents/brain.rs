@@ -5,8 +5,8 @@
 //! [`ActorCommand`](crate::actors::ActorCommand)s (walk somewhere, say something), the same
 //! commands a player's client sends. Everything downstream (walking, logging, replication)
 //! reads only those, so brains can be swapped per agent by swapping the marker: the routine
-//! brain ([`super::RoutineBrain`]) now, the model-driven cognition brain later, with the
-//! routine brain kept as the fallback. [`BrainKind`] picks the brain new agents get.
+//! brain ([`super::RoutineBrain`]), or the model-made plan of cognition
+//! ([`crate::cognition::DayPlan`]), with the routine brain kept as the fallback. [`BrainKind`] picks the brain new agents get.
 
 use crate::schedule::TickSystems;
 use bevy::prelude::*;
@@ -22,9 +22,10 @@ pub enum BrainKind {
     /// Follows the persona's daily routine: no language model, any number of agents.
     #[default]
     Routine,
-    /// Remembers (memory streams, as `--memory`) and talks with the language model, with the
-    /// agents it meets and the players who speak to it; the routine still plans its day (model
-    /// planning comes next) and is the fallback when the model fails or the budget is spent.
+    /// Remembers (memory streams, as `--memory`), plans its day and talks with the language
+    /// model, with the agents it meets and the players who speak to it; the routine is its
+    /// brain until its first plan arrives, and the fallback when the model fails or the budget
+    /// is spent.
     Llm,
 }
 

@@ -3,7 +3,7 @@
 pub mod brain;
 pub mod hot_reload;
 mod roster;
-mod routine;
+pub mod routine;
 mod spawn;
 
 use agora_shared::persona::Persona;

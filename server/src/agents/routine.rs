@@ -26,6 +26,10 @@ const DINNER_MINUTES: i64 = 45;
 const MIN_HOME_GAP_MINUTES: i64 = 60;
 const MINUTES_PER_DAY: i64 = 1440;
 
+/// What an agent does at home between outings and in the evening: its free time.
+pub const AT_HOME: &str = "relaxing at home";
+const SLEEPING: &str = "sleeping";
+
 /// Marks an agent driven by its routine.
 #[derive(Component, Debug, Default)]
 pub struct RoutineBrain;
@@ -48,6 +52,13 @@ pub struct Slot {
     pub description: String,
     pub emoji: String,
     pub target: Target,
+}
+
+impl Slot {
+    /// The night's sleep that ends an agent-day.
+    pub fn is_sleep(&self) -> bool {
+        self.target == Target::Bed && self.description == SLEEPING
+    }
 }
 
 fn day_rng(seed: u64, day: i64) -> ChaCha8Rng {
@@ -128,7 +139,7 @@ pub fn day_plan(persona: &Persona, seed: u64, day: i64) -> Vec<Slot> {
             continue;
         }
         let slot_start = if start - t >= MIN_HOME_GAP_MINUTES {
-            plan.push(slot(t, start, "relaxing at home", "🛋️", Target::HomeLounge));
+            plan.push(slot(t, start, AT_HOME, "🛋️", Target::HomeLounge));
             start
         } else {
             t
@@ -153,9 +164,9 @@ pub fn day_plan(persona: &Persona, seed: u64, day: i64) -> Vec<Slot> {
         t += DINNER_MINUTES;
     }
     if sleep > t {
-        plan.push(slot(t, sleep, "relaxing at home", "🛋️", Target::HomeLounge));
+        plan.push(slot(t, sleep, AT_HOME, "🛋️", Target::HomeLounge));
     }
-    plan.push(slot(sleep.max(t), next_wake, "sleeping", "😴", Target::Bed));
+    plan.push(slot(sleep.max(t), next_wake, SLEEPING, "😴", Target::Bed));
     plan
 }
 
@@ -174,7 +185,7 @@ pub fn slot_at(persona: &Persona, seed: u64, minute: i64) -> (Slot, i64) {
     let slot = Slot {
         start: minute,
         end: minute + 60,
-        description: "sleeping".into(),
+        description: SLEEPING.into(),
         emoji: "😴".into(),
         target: Target::Bed,
     };
@@ -185,7 +196,8 @@ pub fn plugin(app: &mut App) {
     app.add_systems(Update, follow_routine.in_set(BrainSystems));
 }
 
-fn follow_routine(
+/// Agents on their routine do what its slot for now says.
+pub fn follow_routine(
     mut commands: Commands,
     mut orders: MessageWriter<ActorCommand>,
     clock: Res<GameClock>,

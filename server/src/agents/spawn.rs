@@ -61,7 +61,7 @@ fn spawn_agents(
             Position(tile),
         ));
         match *brain {
-            // Cognition adds memory and talk on top; the routine plans the day for now.
+            // With the model, cognition swaps in the agent's own plan once it is made.
             BrainKind::Routine | BrainKind::Llm => agent.insert(RoutineBrain),
         };
     }

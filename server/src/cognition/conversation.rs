@@ -3,7 +3,7 @@
 //! - **Who talks.** Two free, awake agents within [`DialogueSettings::talk_radius`] tiles of
 //!   each other, who have not talked for [`DialogueSettings::cooldown_ms`] and have model
 //!   budget left, start a conversation with a chance of [`DialogueSettings::start_chance`] per
-//!   step, drawn from the run's seed. (A rule for now: a scored decision replaces it once a
+//!   step, drawn from the run's seed ([`super::budget`]: talk among agents is a reaction). (A rule for now: a scored decision replaces it once a
 //!   labelled set shows that it beats this.) A player's line heard by free agents starts a
 //!   conversation with the nearest of them; players come first, whatever the budget.
 //! - **Each line** is written by the language model from `assets/prompts/conversation.txt`:
@@ -18,8 +18,10 @@
 //! One model call per line; in `sim` its answer takes effect at the next step, so runs stay
 //! reproducible; in `serve` when it arrives.
 
+use super::budget::{Need, TokenBudget};
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
+use super::planning::PlanningSettings;
 use super::prompts::Prompts;
 use super::reflection::ReflectionSettings;
 use crate::actors::speech::{EARSHOT, clean_text};
@@ -57,9 +59,6 @@ pub struct DialogueSettings {
     pub player_patience_ms: u64,
     /// Tokens per line, at most.
     pub max_tokens: u32,
-    /// Model tokens an agent may spend per game hour on conversations among agents; players'
-    /// conversations come first and are not limited by it.
-    pub tokens_per_hour: u32,
 }
 
 impl Default for DialogueSettings {
@@ -72,7 +71,6 @@ impl Default for DialogueSettings {
             cooldown_ms: 8_000_000,
             player_patience_ms: 60_000,
             max_tokens: 32,
-            tokens_per_hour: 2_600,
         }
     }
 }
@@ -84,6 +82,7 @@ pub struct DialogueSetup {
     pub prompts: Arc<Prompts>,
     pub settings: DialogueSettings,
     pub reflection: ReflectionSettings,
+    pub planning: PlanningSettings,
 }
 
 /// Memories a speaker draws on for a line.
@@ -112,8 +111,6 @@ pub struct Conversations {
     member: HashMap<Entity, u64>,
     /// Until when a pair (lower entity first) does not talk again.
     cooldown: HashMap<(Entity, Entity), GameTime>,
-    /// Model tokens spent per agent in the current game hour (the hour, the tokens).
-    spent: HashMap<Entity, (u64, u32)>,
 }
 
 impl Conversations {
@@ -129,22 +126,6 @@ impl Conversations {
 
     fn pair(a: Entity, b: Entity) -> (Entity, Entity) {
         if a < b { (a, b) } else { (b, a) }
-    }
-
-    fn budget_left(&self, agent: Entity, now: GameTime, per_hour: u32) -> bool {
-        let hour = now.0 / 3_600_000;
-        self.spent
-            .get(&agent)
-            .is_none_or(|&(h, spent)| h != hour || spent < per_hour)
-    }
-
-    fn spend(&mut self, agent: Entity, now: GameTime, tokens: u32) {
-        let hour = now.0 / 3_600_000;
-        let entry = self.spent.entry(agent).or_insert((hour, 0));
-        if entry.0 != hour {
-            *entry = (hour, 0);
-        }
-        entry.1 = entry.1.saturating_add(tokens);
     }
 }
 
@@ -403,6 +384,7 @@ fn converse(
     occupancy: Res<Occupancy>,
     setup: Res<DialogueSetup>,
     mut conversations: ResMut<Conversations>,
+    mut budget: ResMut<TokenBudget>,
     mut queue: ModelQueue,
     mut results: MessageReader<ModelResult>,
     mut heard: MessageReader<Heard>,
@@ -446,7 +428,7 @@ fn converse(
         let line = match &result.output {
             Ok(JobOutput::Generated(g)) => {
                 let tokens = g.usage.prompt_tokens + g.usage.completion_tokens;
-                talk.conversations.spend(speaker, now, tokens);
+                budget.spend(speaker, now, tokens);
                 spoken_line(&g.text, &names)
             }
             Ok(_) => None,
@@ -532,10 +514,7 @@ fn converse(
         let mut free: Vec<_> = (actors.iter())
             .filter(|a| !a.5 && a.6.is_some() && streams.contains(a.0))
             .filter(|a| !talk.conversations.is_talking(a.0) && is_awake(a.4))
-            .filter(|a| {
-                talk.conversations
-                    .budget_left(a.0, now, settings.tokens_per_hour)
-            })
+            .filter(|a| budget.allows(a.0, now, Need::React))
             .map(|a| (a.1.0.clone(), a.0, a.3.0))
             .collect();
         free.sort();

@@ -2,22 +2,29 @@
 //! - memory ([`MemorySetup`] switches it on): every agent gets a memory stream seeded from its
 //!   persona, perceives who is around it and what they are doing, hears what is said in
 //!   earshot, and has each memory embedded (MiniLM) and rated off the tick ([`remembering`]);
+//! - with a language model (`--brain llm`): conversations, reflection, and planning ([`planning`]:
+//!   a day's plan and an hour's steps, placed through spatial memory, [`spatial`]), all within
+//!   a per-agent token budget ([`budget`]);
 //! - the model queue ([`model_queue`]), whose answers reach brains before they think.
 //!
 //! Order inside [`TickSystems::Think`], before the brains decide: answers are delivered,
 //! embeddings applied, then this tick's perceptions written and sent to be embedded.
 
+pub mod budget;
 mod conversation;
 pub mod interview;
 pub mod model_queue;
 mod perception;
+pub mod planning;
 pub mod prompts;
 mod reflection;
 mod remembering;
+pub mod spatial;
 
 pub use conversation::{Conversations, DialogueSettings, DialogueSetup, spoken_line};
 pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWorkers};
 pub use perception::{Perceived, PerceptionSettings};
+pub use planning::{DayPlan, PlanningSettings};
 pub use prompts::{PromptError, Prompts};
 pub use reflection::{ReflectionSettings, Reflections};
 
@@ -43,6 +50,8 @@ pub enum CognitionSystems {
     Converse,
     /// Reflections written become thoughts; agents with enough new importance reflect.
     Reflect,
+    /// Plans: days planned, hours broken into steps.
+    Plan,
     /// New memories are sent to be embedded.
     Embed,
 }
@@ -90,6 +99,7 @@ pub fn plugin(app: &mut App) {
             CognitionSystems::Perceive,
             CognitionSystems::Converse,
             CognitionSystems::Reflect,
+            CognitionSystems::Plan,
             CognitionSystems::Embed,
         )
             .chain()
@@ -102,7 +112,10 @@ pub fn plugin(app: &mut App) {
         perception::plugin,
         conversation::plugin,
         reflection::plugin,
-    ));
+        spatial::plugin,
+        planning::plugin,
+    ))
+    .init_resource::<budget::TokenBudget>();
 }
 
 #[cfg(test)]

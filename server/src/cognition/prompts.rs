@@ -107,11 +107,15 @@ impl Template {
         if let Some(missing) = required.iter().find(|r| !names.iter().any(|n| n == *r)) {
             return Err(format!("needs the placeholder {{{missing}}}"));
         }
+        // The file's last line break (editors add one) is not part of the prompt: the model
+        // continues the template's last line.
+        let prompt = text.strip_suffix('\n').unwrap_or(text);
+        let prompt = prompt.strip_suffix('\r').unwrap_or(prompt);
         Ok(Self {
             hash: (Sha256::digest(text.as_bytes()).iter())
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            text: text.to_string(),
+            text: prompt.to_string(),
         })
     }
 
@@ -135,6 +139,8 @@ pub struct Prompts {
     pub conversation: Template,
     pub interview: Template,
     pub reflection: Template,
+    pub plan: Template,
+    pub decompose: Template,
 }
 
 /// What `reflection.txt` may use, and must.
@@ -142,6 +148,12 @@ pub const REFLECTION_PLACEHOLDERS: &[&str] = &["agent", "memories"];
 
 /// What `interview.txt` may use, and must.
 pub const INTERVIEW_PLACEHOLDERS: &[&str] = &["agent", "memory", "question"];
+
+/// What `plan.txt` may use, and must.
+pub const PLAN_PLACEHOLDERS: &[&str] = &["agent", "age", "traits", "memories", "day", "free"];
+
+/// What `decompose.txt` may use, and must.
+pub const DECOMPOSE_PLACEHOLDERS: &[&str] = &["agent", "activity", "place", "start", "end"];
 
 /// What `conversation.txt` may use, and must.
 pub const CONVERSATION_PLACEHOLDERS: &[&str] = &[
@@ -174,6 +186,12 @@ impl Prompts {
                 REFLECTION_PLACEHOLDERS,
                 &["memories"],
             )?,
+            plan: Template::load(&folder.join("plan.txt"), PLAN_PLACEHOLDERS, &["agent"])?,
+            decompose: Template::load(
+                &folder.join("decompose.txt"),
+                DECOMPOSE_PLACEHOLDERS,
+                &["activity"],
+            )?,
         })
     }
 
@@ -186,6 +204,8 @@ impl Prompts {
             ),
             ("interview.txt".to_string(), self.interview.hash.clone()),
             ("reflection.txt".to_string(), self.reflection.hash.clone()),
+            ("plan.txt".to_string(), self.plan.hash.clone()),
+            ("decompose.txt".to_string(), self.decompose.hash.clone()),
         ])
     }
 }
@@ -199,6 +219,12 @@ mod tests {
         let t = Template::parse("{a} says {{hi}} to {b}.", &["a", "b"], &["a"]).unwrap();
         let values = BTreeMap::from([("a", "Iris".to_string()), ("b", "Bo".to_string())]);
         assert_eq!(t.render(&values), "Iris says {hi} to Bo.");
+        let t = Template::parse("{a}:\n", &["a"], &[]).unwrap();
+        assert_eq!(
+            t.render(&values),
+            "Iris:",
+            "the file's final newline is not prompted"
+        );
     }
 
     #[test]

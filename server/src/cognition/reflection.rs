@@ -1,10 +1,11 @@
 //! Reflection: when what an agent has lived through lately adds up (the summed importance of
 //! its memories since it last reflected passes [`ReflectionSettings::threshold`], the paper's
-//! 150), it thinks back: its most important recent memory leads a retrieval, the model writes
+//! 150) and its model budget allows ([`super::budget`]), it thinks back: its most important recent memory leads a retrieval, the model writes
 //! one sentence from `assets/prompts/reflection.txt`, and that sentence becomes a thought whose
 //! evidence is the memories it came from. Reflections are the lowest of the model's
 //! priorities; an agent that is asleep or talking does not reflect.
 
+use super::budget::{Need, TokenBudget};
 use super::conversation::{Conversations, DialogueSetup, spoken_line};
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
@@ -63,6 +64,7 @@ fn reflect(
     seed: Res<WorldSeed>,
     setup: Res<DialogueSetup>,
     conversations: Res<Conversations>,
+    mut budget: ResMut<TokenBudget>,
     mut queue: ModelQueue,
     mut results: MessageReader<ModelResult>,
     mut agents: Query<
@@ -96,6 +98,11 @@ fn reflect(
             reflections.since = now;
             match &answer.output {
                 Ok(JobOutput::Generated(g)) => {
+                    budget.spend(
+                        entity,
+                        now,
+                        g.usage.prompt_tokens + g.usage.completion_tokens,
+                    );
                     if let Some(line) = spoken_line(&g.text, std::slice::from_ref(&name)) {
                         stream.write(
                             NewMemory {
@@ -117,6 +124,7 @@ fn reflect(
         if reflections.pending.is_some()
             || !awake
             || conversations.is_talking(entity)
+            || !budget.allows(entity, now, Need::Reflect)
             || stream.importance_since(reflections.since) < settings.threshold
         {
             continue;

@@ -270,6 +270,31 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
         eprintln!("{}: {}", line.speaker, line.text);
     }
     assert!(lines.len() >= 2, "{lines:?}");
+    // Both planned the rest of their day on the real model, and broke an hour into steps.
+    for agent in ["leila_haddad", "samir_haddad"] {
+        let plan = (events.iter()).find_map(|r| match &r.event {
+            Event::PlanMade {
+                agent: a,
+                intent,
+                items,
+                ..
+            } if a == agent => Some((intent.clone(), items.len())),
+            _ => None,
+        });
+        let (intent, items) = plan.unwrap_or_else(|| panic!("{agent} made no plan"));
+        eprintln!("{agent} plans: {intent:?}, {items} items");
+        assert!(items >= 2);
+        let steps: Vec<String> = (events.iter())
+            .filter_map(|r| match &r.event {
+                Event::StepsPlanned { agent: a, steps } if a == agent => Some(steps.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|s| s.activity)
+            .collect();
+        eprintln!("{agent} steps: {steps:?}");
+        assert!(!steps.is_empty(), "{agent} broke no hour into steps");
+    }
     assert!(
         !reflections(&events).is_empty(),
         "with a threshold of 20, someone reflects on the real model"

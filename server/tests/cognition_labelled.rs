@@ -361,3 +361,188 @@ fn retrieval_finds_the_memory_that_answers_a_question() {
         "the model ({model_right}) beats MiniLM: use it"
     );
 }
+
+/// Where an intent takes Marisol Alvarez (home: Alvarez House), by hand: 16 intents over the
+/// town's 17 sectors, all of them known to her here.
+const PLACE_CHOICE: &[(&str, &str)] = &[
+    ("have a beer with friends", "Copper Kettle Bar"),
+    ("play pool with Diego", "Copper Kettle Bar"),
+    ("buy flour and fruit", "Elm Street Market"),
+    ("pick up groceries for the week", "Elm Street Market"),
+    ("drink a coffee and read the paper", "Willow Cafe"),
+    ("take a walk along the river", "Riverside Park"),
+    ("sit by the fountain and feed the birds", "Riverside Park"),
+    ("attend the town council meeting", "Town Hall"),
+    ("ask the mayor about a permit for the party", "Town Hall"),
+    ("borrow a book from the library", "Maple Hill College"),
+    ("listen to a lecture on history", "Maple Hill College"),
+    ("cook dinner and rest", "Alvarez House"),
+    ("go to bed early", "Alvarez House"),
+    ("read a novel on the sofa", "Alvarez House"),
+    ("visit Ngozi Okafor at her house", "Okafor House"),
+    (
+        "have tea with Eleanor Price at her cottage",
+        "Price Cottage",
+    ),
+];
+
+/// Which object of a place a step of an hour uses, by hand: 14 steps in five public places.
+const OBJECT_CHOICE: &[(&str, &str, &str)] = &[
+    (
+        "Willow Cafe",
+        "making a latte for a customer",
+        "coffee machine",
+    ),
+    ("Willow Cafe", "washing the cups", "sink"),
+    ("Willow Cafe", "taking orders and payments", "counter"),
+    ("Willow Cafe", "wiping the tables", "cafe table"),
+    ("Willow Cafe", "frying eggs for breakfast", "stove"),
+    ("Elm Street Market", "restocking the shelves", "shelves"),
+    (
+        "Elm Street Market",
+        "ringing up a customer's groceries",
+        "checkout counter",
+    ),
+    ("Elm Street Market", "unpacking boxes of apples", "crates"),
+    ("Riverside Park", "watering the flowers", "flower garden"),
+    (
+        "Riverside Park",
+        "tossing a coin in the fountain",
+        "fountain",
+    ),
+    (
+        "Maple Hill College",
+        "writing dates on the blackboard",
+        "blackboard",
+    ),
+    ("Maple Hill College", "shelving returned books", "bookshelf"),
+    ("Copper Kettle Bar", "pouring a pint of beer", "bar counter"),
+    ("Copper Kettle Bar", "playing a game of pool", "pool table"),
+];
+
+fn town() -> (
+    agora_server::world::TownMap,
+    std::collections::BTreeMap<usize, Vec<String>>,
+) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let map = agora_server::world::TownMap::load(&root.join("maps/maple_hollow.tmj")).unwrap();
+    let folder = agora_shared::persona::load_folder(&root.join("personas"), &map).unwrap();
+    let mut residents: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for (persona, _) in &folder.personas {
+        let home = map.sector_of_place(map.resolve(&persona.home).unwrap());
+        residents
+            .entry(home)
+            .or_default()
+            .push(persona.name.clone());
+    }
+    (map, residents)
+}
+
+/// The language model's pick among `candidates` after `prompt`: by mean log-probability per
+/// token, and calibrated (minus each candidate's score after a content-free prompt, as in
+/// "Calibrate Before Use").
+fn model_choices(prompt: &str, content_free: &str, candidates: &[String]) -> (usize, usize) {
+    let per_token = |prompt: &str| {
+        let s = language_model()
+            .score(&ScoreRequest {
+                prompt: prompt.to_string(),
+                candidates: candidates.iter().map(|c| format!(" {c}")).collect(),
+            })
+            .unwrap();
+        (0..candidates.len())
+            .map(|i| s.logprobs[i] / s.tokens[i].max(1) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let raw = per_token(prompt);
+    let baseline = per_token(content_free);
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    let calibrated: Vec<f32> = raw.iter().zip(&baseline).map(|(r, b)| r - b).collect();
+    (argmax(&raw), argmax(&calibrated))
+}
+
+#[test]
+fn intents_go_to_the_place_people_would_choose() {
+    use agora_server::cognition::spatial::{PlaceIndex, SpatialMemory, place_descriptions};
+    let (map, residents) = town();
+    let texts = place_descriptions(&map, &residents);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let index = PlaceIndex::from_vectors(&map, embedder().embed(&refs).unwrap().vectors).unwrap();
+    let home = map.sector_by_name("Alvarez House").unwrap();
+    let known = SpatialMemory {
+        home,
+        sectors: (0..map.sectors.len()).collect(),
+    };
+    let names: Vec<String> = map.sectors.iter().map(|s| s.name.clone()).collect();
+    let intents: Vec<&str> = PLACE_CHOICE.iter().map(|(i, _)| *i).collect();
+    let vectors = embedder().embed(&intents).unwrap().vectors;
+    let (mut minilm, mut raw, mut calibrated) = (0, 0, 0);
+    for ((intent, expected), vector) in PLACE_CHOICE.iter().zip(&vectors) {
+        let by_minilm = &names[index.choose_sector(&map, vector, &known)];
+        let (by_raw, by_calibrated) = model_choices(
+            &format!(
+                "Marisol Alvarez lives in Alvarez House. She wants to {intent}, so she walks to"
+            ),
+            "Marisol Alvarez lives in Alvarez House. She has something to do, so she walks to",
+            &names,
+        );
+        minilm += usize::from(by_minilm == expected);
+        raw += usize::from(names[by_raw] == *expected);
+        calibrated += usize::from(names[by_calibrated] == *expected);
+        eprintln!(
+            "place: {intent:?} -> minilm {by_minilm}, gemma {}, calibrated {} (expected {expected})",
+            names[by_raw], names[by_calibrated]
+        );
+    }
+    let n = PLACE_CHOICE.len();
+    eprintln!(
+        "place choice, {n} intents over {} sectors: minilm similarity {minilm}/{n}, gemma-270m \
+         mean log-probability {raw}/{n}, calibrated {calibrated}/{n}",
+        names.len()
+    );
+    assert!(minilm * 4 >= n * 3, "MiniLM chose {minilm}/{n} right");
+    assert!(
+        minilm >= raw.max(calibrated),
+        "the model ({raw}, calibrated {calibrated}) beats MiniLM ({minilm}): use it"
+    );
+
+    // A step's object, among the objects of its place.
+    let steps: Vec<&str> = OBJECT_CHOICE.iter().map(|(_, s, _)| *s).collect();
+    let vectors = embedder().embed(&steps).unwrap().vectors;
+    let (mut minilm, mut raw, mut calibrated) = (0, 0, 0);
+    for ((place, step, expected), vector) in OBJECT_CHOICE.iter().zip(&vectors) {
+        let place = map.resolve(place).unwrap();
+        let object = index.choose_object(&map, vector, place).unwrap();
+        let by_minilm = &map.objects[object].name;
+        let candidates: Vec<String> = map
+            .arenas_of(place)
+            .flat_map(|a| {
+                map.arenas[a]
+                    .objects
+                    .iter()
+                    .map(|&o| map.objects[o].name.clone())
+            })
+            .collect();
+        let (by_raw, by_calibrated) = model_choices(
+            &format!("Marisol is {step}, so she goes to the"),
+            "Marisol is doing something, so she goes to the",
+            &candidates,
+        );
+        minilm += usize::from(by_minilm == expected);
+        raw += usize::from(candidates[by_raw] == *expected);
+        calibrated += usize::from(candidates[by_calibrated] == *expected);
+        eprintln!(
+            "object: {step:?} -> minilm {by_minilm}, gemma {}, calibrated {} (expected {expected})",
+            candidates[by_raw], candidates[by_calibrated]
+        );
+    }
+    let n = OBJECT_CHOICE.len();
+    eprintln!(
+        "object choice, {n} steps: minilm similarity {minilm}/{n}, gemma-270m mean \
+         log-probability {raw}/{n}, calibrated {calibrated}/{n}"
+    );
+    assert!(minilm * 4 >= n * 3, "MiniLM chose {minilm}/{n} right");
+    assert!(
+        minilm >= raw.max(calibrated),
+        "the model ({raw}, calibrated {calibrated}) beats MiniLM ({minilm}): use it"
+    );
+}

@@ -476,7 +476,7 @@ fn plan(
                 } => {
                     let chosen = match &answer.output {
                         Ok(JobOutput::Embedded(e)) => e.vectors.first().and_then(|vector| {
-                            let sector = cx.index.choose_sector(vector, known);
+                            let sector = cx.index.choose_sector(cx.map, vector, known);
                             let place = Place::Sector(sector);
                             let (tile, location) = cx.index.choose_spot(cx.map, vector, place)?;
                             Some((place, tile, location))

@@ -104,12 +104,28 @@ impl PlaceIndex {
         })
     }
 
-    /// The known sector most like `intent` (a unit embedding); the home candidate stands for
-    /// `home`, and other homes count only when they are known.
-    pub fn choose_sector(&self, intent: &[f32], known: &SpatialMemory) -> SectorId {
-        let mut best = (dot(intent, &self.home), known.home);
+    /// How like `intent` a place is: its best match among its own description and those of
+    /// its arenas and objects ("play pool" finds the bar by its pool table).
+    fn likeness(&self, map: &TownMap, intent: &[f32], sector: SectorId) -> f32 {
+        let arenas = &map.sectors[sector].arenas;
+        let objects = arenas.iter().flat_map(|&a| map.arenas[a].objects.iter());
+        (arenas.iter().map(|&a| dot(intent, &self.arenas[a])))
+            .chain(objects.map(|&o| dot(intent, &self.objects[o])))
+            .fold(dot(intent, &self.sectors[sector]), f32::max)
+    }
+
+    /// The known sector most like `intent` (a unit embedding). The agent's own home counts
+    /// as "home" (and its rooms and things); somebody else's home only by its description (who
+    /// lives there), since every house has a sofa.
+    pub fn choose_sector(&self, map: &TownMap, intent: &[f32], known: &SpatialMemory) -> SectorId {
+        let home = dot(intent, &self.home).max(self.likeness(map, intent, known.home));
+        let mut best = (home, known.home);
         for &sector in known.sectors.iter().filter(|&&s| s != known.home) {
-            let score = dot(intent, &self.sectors[sector]);
+            let score = if is_residence(map, sector) {
+                dot(intent, &self.sectors[sector])
+            } else {
+                self.likeness(map, intent, sector)
+            };
             if score > best.0 {
                 best = (score, sector);
             }
@@ -401,9 +417,10 @@ mod tests {
         let bar = map.sector_by_name("Copper Kettle Bar").unwrap();
         let cafe = map.sector_by_name("Willow Cafe").unwrap();
         // Scripted vectors (not a model): every place points along x, the bar and its pool table
-        // along y, home along z.
+        // along y, the cafe half way, home along z.
         let mut vectors = vec![unit(&[1.0, 0.0, 0.0]); s + a + o + 2];
         vectors[bar] = unit(&[0.2, 1.0, 0.0]);
+        vectors[cafe] = unit(&[1.0, 1.0, 0.0]);
         let pool = (0..o)
             .find(|&i| map.objects[i].name == "pool table")
             .unwrap();
@@ -415,14 +432,17 @@ mod tests {
             sectors: BTreeSet::from([0, cafe, bar]),
         };
         let drink = unit(&[0.1, 1.0, 0.0]);
-        assert_eq!(index.choose_sector(&drink, &known), bar);
-        assert_eq!(index.choose_sector(&unit(&[0.0, 0.1, 1.0]), &known), 0);
+        assert_eq!(index.choose_sector(&map, &drink, &known), bar);
+        assert_eq!(
+            index.choose_sector(&map, &unit(&[0.0, 0.1, 1.0]), &known),
+            0
+        );
         let unknown = SpatialMemory {
             home: 0,
             sectors: BTreeSet::from([0, cafe]),
         };
         assert_eq!(
-            index.choose_sector(&drink, &unknown),
+            index.choose_sector(&map, &drink, &unknown),
             cafe,
             "the bar is not known"
         );

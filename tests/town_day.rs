@@ -28,6 +28,7 @@ fn run_day(seed: u64, out: &Path) -> (SimSummary, Vec<EventRecord>) {
         model: None,
         prompts: assets().join("prompts"),
         journal: None,
+        db: None,
         watch: false,
         progress: false,
     };

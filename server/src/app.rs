@@ -10,7 +10,7 @@ use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers,
-    PlanningSettings, Prompts, ReflectionSettings, RestoredStreams, memory_workers,
+    PlanningSettings, Prompts, ReflectionSettings, RestoredPlans, RestoredStreams, memory_workers,
 };
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
@@ -251,6 +251,13 @@ impl ServerApp {
     /// `restored` resumes that stream. Needs model workers with an embedder.
     pub fn memory(mut self, setup: MemorySetup, restored: RestoredStreams) -> Self {
         self.app.insert_resource(setup).insert_resource(restored);
+        self
+    }
+
+    /// Agents whose id is in `plans` follow that plan for the rest of its day instead of
+    /// planning again (a restarted world).
+    pub fn plans(mut self, plans: RestoredPlans) -> Self {
+        self.app.insert_resource(plans);
         self
     }
 

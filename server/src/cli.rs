@@ -296,6 +296,12 @@ pub struct SimArgs {
     /// determinism_hash). Runs with a model always write OUT/journal.jsonl.
     #[arg(long, value_name = "RUN_DIR")]
     pub journal: Option<PathBuf>,
+    /// Save the world (clock, agents' memories and plans) to this SQLite file as the run
+    /// goes; if it already holds a saved world, resume from it: the run starts at its saved
+    /// clock (not --start) and goes on for --hours, every agent with the memories and plan it
+    /// had. A run stopped by any means (even kill -9) loses at most its last 10 ticks.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
     /// Reload persona files when they are edited during the run (breaks reproducibility).
     #[arg(long)]
     pub watch: bool,
@@ -458,6 +464,7 @@ fn diffusion(args: DiffusionArgs, assets: &Assets) -> Result<ExitCode, CliError>
         model: args.model,
         prompts: assets.or_default(None, "prompts")?,
         journal: None,
+        db: None,
         watch: false,
         progress: !args.quiet,
     };
@@ -573,6 +580,7 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         model: args.model,
         prompts: assets.or_default(None, "prompts")?,
         journal: args.journal,
+        db: args.db,
         watch: args.watch,
         progress: !args.quiet,
     };

@@ -14,7 +14,9 @@ use crate::cognition::ModelTiming;
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::Dropped;
-use crate::persist::{Persistence, Saved, Store, away_players, restored_streams};
+use crate::persist::{
+    Persistence, Saved, Store, away_players, lock_database, restored_plans, restored_streams,
+};
 use crate::schedule::TickStats;
 use crate::time::GameClock;
 use crate::world::TownMap;
@@ -225,6 +227,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             brain: config.brain.name().into(),
         },
     );
+    let plans = restored_plans(saved.plans, &map);
     let app = ServerApp::new(WorldSetup {
         map,
         roster,
@@ -240,6 +243,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
                 .map_err(|e| format!("{}: {e}", config.db.display()))?;
             // The tick never waits for the model: answers apply when they arrive.
             app.minds(minds, ModelTiming::AsTheyArrive, restored)
+                .plans(plans)
         }
         None => app,
     };
@@ -415,25 +419,4 @@ fn keep_earlier_log(events: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot keep the earlier log {}: {e}", events.display()))?;
     println!("serve: the earlier run's log is now {}", kept.display());
     Ok(())
-}
-
-/// One server per database (and so per output folder): a second would interleave its writes
-/// and rename the first one's live log. The lock goes with the returned file.
-fn lock_database(db: &Path) -> Result<std::fs::File, String> {
-    let path = db.with_extension("lock");
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let file = std::fs::File::create(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => format!(
-            "another agora-server is using {} (its lock {} is held)",
-            db.display(),
-            path.display()
-        ),
-        std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
-    })?;
-    Ok(file)
 }

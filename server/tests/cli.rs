@@ -437,3 +437,101 @@ fn eval_diffusion_interviews_everyone_and_finds_the_seeded_informed() {
     assert!(informed("marisol_alvarez", "party"), "{report:#}");
     assert!(informed("gabriel_reyes", "candidacy"), "{report:#}");
 }
+
+/// `sim --db`, killed outright (SIGKILL) mid-morning and run again on its database: it resumes
+/// at the saved clock, every agent with the memories it had (the same rows, then more) and
+/// the plan it had made for the day, which it follows instead of planning the day again. On
+/// the real models.
+#[test]
+fn a_killed_sim_resumes_on_its_database_with_every_agents_memories_and_plan() {
+    use agora_server::persist::Store;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("world.sqlite");
+    let args = |out: &str, hours: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["sim", "--agents", "3", "--brain", "llm", "--start", "07:00"]
+            .map(String::from)
+            .to_vec();
+        a.extend(["--quiet", "--hours", hours, "--db"].map(String::from));
+        a.push(db.display().to_string());
+        a.extend(["--out".into(), dir.path().join(out).display().to_string()]);
+        a
+    };
+    let mut first = Command::new(env!("CARGO_BIN_EXE_agora-server"))
+        .args(args("first", "8"))
+        .env("AGORA_ASSETS", common::assets())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until all three have a plan saved, and memories.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let before = loop {
+        assert!(Instant::now() < deadline, "no plans were saved");
+        assert!(first.try_wait().unwrap().is_none(), "the sim ended early");
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(saved) = Store::open(&db).and_then(|s| s.load()) else {
+            continue;
+        };
+        if saved.plans.len() == 3 && saved.clock.is_some() {
+            break saved;
+        }
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let second = agora(
+        &args("second", "0.2")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let stderr = text(&second.stderr);
+    assert!(stderr.contains("sim: resuming from"), "{stderr}");
+    let events = std::fs::read_to_string(dir.path().join("second/events.jsonl")).unwrap();
+    let started: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        started["start"].as_u64(),
+        before.clock.map(|c| c.0),
+        "{started}"
+    );
+    let after = Store::open(&db).unwrap().load().unwrap();
+    for (agent, old) in &before.memories {
+        let new = &after.memories[agent];
+        assert!(new.len() >= old.len(), "{agent} lost memories");
+        for ((was, was_vector), (is, vector)) in old.iter().zip(new) {
+            assert_eq!(
+                (was.id, &was.description),
+                (is.id, &is.description),
+                "{agent}"
+            );
+            // An embedding saved before the kill is kept bit for bit.
+            if was_vector.is_some() {
+                assert!(vector == was_vector, "{agent}: memory {} changed", was.id.0);
+            }
+        }
+    }
+    let plan = |json: &str| {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        (
+            v["day"].clone(),
+            v["intent"].clone(),
+            v["slots"].as_array().unwrap().len(),
+        )
+    };
+    for (agent, old) in &before.plans {
+        let (day, intent, _) = plan(old);
+        let (new_day, new_intent, slots) = plan(&after.plans[agent]);
+        assert_eq!(
+            (&new_day, &new_intent),
+            (&day, &intent),
+            "{agent}: its plan changed"
+        );
+        assert!(slots > 0);
+        assert!(
+            !events.contains(&format!("\"kind\":\"plan_made\",\"agent\":\"{agent}\"")),
+            "{agent} planned its day again"
+        );
+    }
+}

@@ -24,7 +24,7 @@ pub mod spatial;
 pub use conversation::{Conversations, DialogueSettings, DialogueSetup, spoken_line};
 pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWorkers};
 pub use perception::{Perceived, PerceptionSettings};
-pub use planning::{DayPlan, PlanningSettings};
+pub use planning::{DayPlan, PlanningSettings, RestoredPlans};
 pub use prompts::{PromptError, Prompts};
 pub use reflection::{ReflectionSettings, Reflections};
 

@@ -38,6 +38,7 @@ use agora_llm::{GenerateRequest, SamplingParams};
 use agora_shared::events::{Event, PlanItem};
 use agora_shared::{GameTime, TilePos};
 use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How agents plan.
@@ -79,7 +80,7 @@ const INTENT_EMOJI: &str = "\u{2728}";
 const MIN_BLOCK_MINUTES: i64 = 20;
 
 /// One step of an hour: 5 to 15 minutes at one spot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub start: i64,
     pub end: i64,
@@ -90,7 +91,7 @@ pub struct Step {
 
 /// One stretch of the day's plan (minutes since day 1 00:00), where it happens, and the steps
 /// its hours were broken into.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedSlot {
     pub start: i64,
     pub end: i64,
@@ -104,7 +105,7 @@ pub struct PlannedSlot {
 }
 
 /// An agent's plan for one agent-day (from waking to waking), which its brain follows.
-#[derive(Component, Clone, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayPlan {
     /// The agent-day (0: the day that starts on day 1), as the routine counts them.
     pub day: i64,
@@ -115,7 +116,32 @@ pub struct DayPlan {
     decomposed: BTreeSet<i64>,
 }
 
+/// Plans a database kept, by agent id: an agent spawned with one of these ids follows it
+/// instead of planning its day again.
+#[derive(Resource, Debug, Default)]
+pub struct RestoredPlans(pub BTreeMap<String, DayPlan>);
+
 impl DayPlan {
+    /// Whether every place and spot in the plan is on `map` (a saved plan may come from
+    /// another map); hours asked for but never broken into steps are asked for again.
+    pub fn fits(&mut self, map: &TownMap) -> bool {
+        let place_fits = |p: Place| match p {
+            Place::Sector(s) => s < map.sectors.len(),
+            Place::Arena(a) => a < map.arenas.len(),
+        };
+        let fits = self.slots.iter().all(|s| {
+            place_fits(s.place)
+                && map.is_walkable(s.tile)
+                && s.steps.iter().all(|step| map.is_walkable(step.tile))
+        });
+        let slots = &self.slots;
+        self.decomposed.retain(|&start| {
+            (slots.iter().flat_map(|s| &s.steps))
+                .any(|s| s.start >= start && s.start < start + MINUTES_PER_HOUR)
+        });
+        fits
+    }
+
     /// When the plan ends (minutes).
     pub fn end(&self) -> i64 {
         self.slots.last().map_or(i64::MIN, |s| s.end)
@@ -199,7 +225,7 @@ pub struct Planner {
 }
 
 pub fn plugin(app: &mut App) {
-    app.add_systems(
+    app.init_resource::<RestoredPlans>().add_systems(
         Update,
         (
             plan.run_if(resource_exists::<DialogueSetup>)
@@ -383,6 +409,7 @@ fn plan(
     mut queue: ModelQueue,
     mut results: MessageReader<ModelResult>,
     mut happened: MessageWriter<Happened>,
+    mut restored: ResMut<RestoredPlans>,
     mut agents: Query<PlanningAgent, With<Agent>>,
 ) {
     let cx = Context {
@@ -399,6 +426,12 @@ fn plan(
     for (entity, id, name, persona, agent_seed, known, mut stream, planner, plan) in order {
         let Some(mut planner) = planner else {
             commands.entity(entity).insert(Planner::default());
+            if let Some(plan) = restored.0.remove(&id.0) {
+                commands
+                    .entity(entity)
+                    .remove::<RoutineBrain>()
+                    .insert(plan);
+            }
             continue;
         };
         let name = display_name(id, name);

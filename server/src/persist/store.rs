@@ -45,6 +45,11 @@ const MIGRATIONS: &[&str] = &[
         embedding     BLOB,             -- little-endian f32s; NULL until embedded
         PRIMARY KEY (agent, id)
     ) STRICT;",
+    // 3: agents' plans for the day.
+    "CREATE TABLE plans (
+        agent TEXT PRIMARY KEY, -- the agent's id
+        plan  TEXT NOT NULL     -- its DayPlan as JSON (cognition::planning)
+    ) STRICT;",
 ];
 
 /// A player's avatar as saved.
@@ -71,6 +76,8 @@ pub struct Saved {
     pub players: Vec<SavedPlayer>,
     /// Each agent's memories in id order.
     pub memories: BTreeMap<String, Vec<(Memory, Option<Vec<f32>>)>>,
+    /// Each agent's plan for the day, as JSON.
+    pub plans: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,11 +199,22 @@ impl Store {
             })
             .transpose()?;
         let memories = self.load_memories().map_err(|e| self.fail(e))?;
+        let plans = self.load_plans().map_err(|e| self.fail(e))?;
         Ok(Saved {
             clock,
             players,
             memories,
+            plans,
         })
+    }
+
+    fn load_plans(&self) -> rusqlite::Result<BTreeMap<String, String>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT agent, plan FROM plans ORDER BY agent")?;
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect()
     }
 
     /// Every agent's memories, in id order. Rows no server writes (a negative time, an unknown
@@ -347,6 +365,17 @@ impl Store {
                     embedding,
                 ])?;
             }
+            let mut plan = tx.prepare_cached(
+                "INSERT INTO plans (agent, plan) VALUES (?1, ?2)
+                 ON CONFLICT (agent) DO UPDATE SET plan = excluded.plan",
+            )?;
+            let mut no_plan = tx.prepare_cached("DELETE FROM plans WHERE agent = ?1")?;
+            for (agent, saved) in &batch.plans {
+                match saved {
+                    Some(json) => plan.execute(params![agent, json])?,
+                    None => no_plan.execute(params![agent])?,
+                };
+            }
             if let Some(clock) = batch.clock {
                 tx.execute(
                     "INSERT INTO world (key, value) VALUES ('clock', ?1)
@@ -364,17 +393,25 @@ impl Store {
 pub struct Batch {
     pub players: BTreeMap<u64, SavedPlayer>,
     pub memories: BTreeMap<(String, u32), SavedMemory>,
+    /// Agent -> its plan as JSON, or `None`: it has none now.
+    pub plans: BTreeMap<String, Option<String>>,
     pub clock: Option<GameTime>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.players.is_empty() && self.memories.is_empty() && self.clock.is_none()
+        self.players.is_empty()
+            && self.memories.is_empty()
+            && self.plans.is_empty()
+            && self.clock.is_none()
     }
 
     /// Rows in the batch.
     pub fn len(&self) -> usize {
-        self.players.len() + self.memories.len() + usize::from(self.clock.is_some())
+        self.players.len()
+            + self.memories.len()
+            + self.plans.len()
+            + usize::from(self.clock.is_some())
     }
 
     pub fn add(&mut self, write: Write) {
@@ -384,6 +421,9 @@ impl Batch {
             }
             Write::Memory(m) => {
                 self.memories.insert((m.agent.clone(), m.memory.id.0), m);
+            }
+            Write::Plan { agent, plan } => {
+                self.plans.insert(agent, plan);
             }
             Write::Clock(t) => self.clock = Some(t),
         }
@@ -395,6 +435,11 @@ impl Batch {
 pub enum Write {
     Player(SavedPlayer),
     Memory(SavedMemory),
+    /// An agent's plan as JSON; `None` deletes it.
+    Plan {
+        agent: String,
+        plan: Option<String>,
+    },
     Clock(GameTime),
 }
 
@@ -428,6 +473,17 @@ mod tests {
         bob.team = None;
         let mut batch = Batch::default();
         batch.add(Write::Player(bob.clone()));
+        let plan = |agent: &str, plan: Option<&str>| Write::Plan {
+            agent: agent.into(),
+            plan: plan.map(str::to_string),
+        };
+        batch.add(plan("iris_chen", Some("{\"day\":0}")));
+        batch.add(plan("bo", Some("{}")));
+        store.write(&batch).unwrap();
+        // A plan given up is deleted; a new one replaces the old.
+        let mut batch = Batch::default();
+        batch.add(plan("bo", None));
+        batch.add(plan("iris_chen", Some("{\"day\":1}")));
         store.write(&batch).unwrap();
         drop(store);
 
@@ -439,6 +495,7 @@ mod tests {
                 clock: Some(GameTime(90_000)),
                 players: vec![ada(4), bob],
                 memories: BTreeMap::new(),
+                plans: BTreeMap::from([("iris_chen".into(), "{\"day\":1}".into())]),
             }
         );
         let mode: String = store

@@ -12,11 +12,13 @@ mod summary;
 
 pub use summary::SimSummary;
 
+use crate::actors::AwayPlayers;
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::app::{Journal, MindOptions, ServerApp, TownError, WorldSetup, load_minds, load_town};
-use crate::cognition::{ModelTiming, ModelWorkers, RestoredStreams};
+use crate::cognition::{ModelTiming, ModelWorkers};
 use crate::happenings::{EventLog, JsonlFileSink};
+use crate::persist::{Persistence, Saved, Store, lock_database, restored_plans, restored_streams};
 use crate::time::GameClock;
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
@@ -46,6 +48,9 @@ pub struct SimConfig {
     /// Answer every model call from the journal in this earlier run's folder, loading no
     /// model (`--journal DIR`).
     pub journal: Option<PathBuf>,
+    /// Save the world (clock, memories, plans) to this SQLite file as the run goes, and
+    /// resume from it if it holds a saved world (`--db`).
+    pub db: Option<PathBuf>,
     /// Hot-reload persona edits during the run.
     pub watch: bool,
     /// Show progress on stderr (a bar on a terminal, plain lines otherwise).
@@ -73,6 +78,20 @@ pub const JOURNAL: &str = "journal.jsonl";
 /// machine's speed): the queue holds this many.
 const SIM_QUEUE: usize = 1 << 16;
 
+/// A run's database, opened and locked, and what it held.
+struct Database {
+    lock: std::fs::File,
+    store: Store,
+    saved: Saved,
+}
+
+fn open_database(path: &std::path::Path) -> Result<Database, SimError> {
+    let lock = lock_database(path).map_err(SimError::Config)?;
+    let store = Store::open(path).map_err(|e| SimError::Config(e.to_string()))?;
+    let saved = store.load().map_err(|e| SimError::Config(e.to_string()))?;
+    Ok(Database { lock, store, saved })
+}
+
 /// Runs a simulation to the end and returns its summary (also written to `summary.json`).
 pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     if !(config.hours > 0.0 && config.hours <= 24.0 * 365.0) {
@@ -86,6 +105,10 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     }
     let (map, roster) = load_town(&config.map, &config.personas, config.agents)?;
     let agents = roster.agents;
+    let database = config.db.as_deref().map(open_database).transpose()?;
+    let start = (database.as_ref())
+        .and_then(|d| d.saved.clock)
+        .unwrap_or(config.start);
     // Every model call is journaled in the run's folder, or answered from an earlier run's.
     let journal = match &config.journal {
         Some(dir) => Journal::Replay(dir.join(JOURNAL)),
@@ -120,14 +143,14 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     let sink = JsonlFileSink::create(&events_path)
         .map_err(io(format!("cannot create {}", events_path.display())))?;
     let mut log = EventLog::new(sink);
-    let clock = GameClock::new(config.start, config.tick_ms);
+    let clock = GameClock::new(start, config.tick_ms);
     log.record(
         &clock,
         Event::RunStarted {
             format: EVENT_FORMAT_VERSION,
             seed: config.seed,
             map: map.world.clone(),
-            start: config.start,
+            start,
             tick_ms: config.tick_ms,
             agents: agents as u32,
             brain: config.brain.name().into(),
@@ -139,6 +162,29 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         .map(|e| (e.persona.id.clone(), e.hash.clone()))
         .collect();
     let map_name = map.world.clone();
+    let (saved, persistence) = match database {
+        Some(Database { lock, store, saved }) => {
+            let resumed = saved.clock.is_some();
+            if resumed {
+                eprintln!(
+                    "sim: resuming from {}: game time {start}, {} agents' memories, {} plans",
+                    store.path().display(),
+                    saved.memories.len(),
+                    saved.plans.len()
+                );
+                if minds.is_none() && !saved.memories.is_empty() {
+                    eprintln!(
+                        "sim: warning: the database holds memories, kept but not used: run \
+                         with --memory or --brain llm to resume them"
+                    );
+                }
+            }
+            let resumed_at = resumed.then_some(start);
+            (saved, Some((Persistence::start(store), lock, resumed_at)))
+        }
+        None => (Saved::default(), None),
+    };
+    let plans = restored_plans(saved.plans, &map);
 
     let mut app = ServerApp::new(WorldSetup {
         map,
@@ -154,8 +200,18 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     if let Some(minds) = minds {
         // Every answer takes effect at the next step, and the run waits for it.
         let timing = ModelTiming::Lockstep { delay_ticks: 1 };
-        app = app.minds(minds, timing, RestoredStreams::default());
+        let restored =
+            restored_streams(saved.memories, minds.memory.dimensions).map_err(SimError::Config)?;
+        app = app.minds(minds, timing, restored).plans(plans);
     }
+    let (database, _lock) = match persistence {
+        Some((persistence, lock, resumed_at)) => {
+            app = app.persistence(persistence, AwayPlayers::default());
+            let file = config.db.clone().unwrap_or_default();
+            (Some(summary::DatabaseUse { file, resumed_at }), Some(lock))
+        }
+        None => (None, None),
+    };
     let mut app = app.build();
 
     let game_ms = (config.hours * 3_600_000.0).round() as u64;
@@ -172,6 +228,11 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     let wall = started.elapsed();
     progress.finish();
 
+    if let Some(db) = &config.db {
+        crate::persist::save_all(app.world_mut());
+        (app.world().resource::<Persistence>().flush())
+            .map_err(|e| SimError::Config(format!("cannot save to {}: {e}", db.display())))?;
+    }
     let world = app.world_mut();
     let llm = world
         .get_resource::<ModelWorkers>()
@@ -197,6 +258,8 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         prompts,
         model_file,
         journal,
+        start,
+        database,
     });
     summary
         .write(&config.out.join("summary.json"))

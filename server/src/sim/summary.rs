@@ -4,6 +4,7 @@ use crate::app::Journal;
 use crate::happenings::LogStats;
 use crate::schedule::TickStats;
 use agora_llm::worker::{Purpose, PurposeStats};
+use agora_shared::GameTime;
 use agora_shared::events::EVENT_FORMAT_VERSION;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,6 +17,14 @@ use std::time::Duration;
 pub struct ModelFile {
     pub file: PathBuf,
     pub sha256: String,
+}
+
+/// The database a run saved its world to (`--db`), and where it resumed, if it did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatabaseUse {
+    pub file: PathBuf,
+    /// The saved game time the run resumed from; `None`: it started a new world.
+    pub resumed_at: Option<GameTime>,
 }
 
 /// `summary.json`: what a run was and what it produced.
@@ -55,6 +64,8 @@ pub struct SimSummary {
     pub llm: BTreeMap<&'static str, PurposeStats>,
     /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
     pub llm_tokens_per_agent_hour: f64,
+    /// The database the run saved to (`--db`).
+    pub database: Option<DatabaseUse>,
 }
 
 pub(super) struct SummaryInputs<'a> {
@@ -70,6 +81,9 @@ pub(super) struct SummaryInputs<'a> {
     pub prompts: BTreeMap<String, String>,
     pub model_file: Option<(PathBuf, String)>,
     pub journal: Option<Journal>,
+    /// When the run started (the saved clock when it resumed).
+    pub start: GameTime,
+    pub database: Option<DatabaseUse>,
 }
 
 impl SimSummary {
@@ -89,7 +103,7 @@ impl SimSummary {
             brain: i.config.brain.name().into(),
             memory: i.config.memory || i.config.brain == BrainKind::Llm,
             seed: i.config.seed,
-            start: i.config.start.to_string(),
+            start: i.start.to_string(),
             tick_ms: i.config.tick_ms,
             game_hours,
             ticks: i.ticks,
@@ -113,6 +127,7 @@ impl SimSummary {
                 Journal::Replay(path) => Some(BTreeMap::from([("replayed", path)])),
                 Journal::Off => None,
             }),
+            database: i.database,
         }
     }
 

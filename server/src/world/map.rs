@@ -82,7 +82,7 @@ pub struct MapObject {
 }
 
 /// A place a persona or a brain can name: a whole sector or one arena of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Place {
     Sector(SectorId),
     Arena(ArenaId),

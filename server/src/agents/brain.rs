@@ -5,8 +5,8 @@
 //! [`ActorCommand`](crate::actors::ActorCommand)s (walk somewhere, say something), the same
 //! commands a player's client sends. Everything downstream (walking, logging, replication)
 //! reads only those, so brains can be swapped per agent by swapping the marker: the routine
-//! brain ([`super::RoutineBrain`]), or the model-made plan of cognition
-//! ([`crate::cognition::DayPlan`]), with the routine brain kept as the fallback. [`BrainKind`] picks the brain new agents get.
+//! brain ([`super::RoutineBrain`]), or the model-made plan of cognition (its `DayPlan`),
+//! with the routine brain kept as the fallback. [`BrainKind`] picks the brain new agents get.
 
 use crate::schedule::TickSystems;
 use bevy::prelude::*;

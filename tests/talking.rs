@@ -456,6 +456,7 @@ fn agents_plan_their_day_and_hour_and_follow_the_steps() {
                     day,
                     intent,
                     items,
+                    because: None,
                 } if a == agent => Some((*day, intent.clone(), items.clone())),
                 _ => None,
             })
@@ -513,5 +514,48 @@ fn agents_plan_their_day_and_hour_and_follow_the_steps() {
             "{}: the plan is not a memory",
             id.0
         );
+    }
+}
+
+/// Something important noticed (here, with the threshold at 1, anything) makes an agent
+/// re-plan at once: a new plan whose intent starts now, saying what it reacted to; then not
+/// again within the cooldown.
+#[test]
+fn what_an_agent_notices_makes_it_re_plan_from_now() {
+    let mut minds = scripted_minds();
+    if let Some(dialogue) = minds.dialogue.as_mut() {
+        dialogue.planning.react_importance = 1;
+    }
+    let (_, events) = run_evening(minds, 60);
+    for agent in ["leila_haddad", "samir_haddad"] {
+        let reactions: Vec<_> = (events.iter())
+            .filter_map(|r| match &r.event {
+                Event::PlanMade {
+                    agent: a,
+                    because: Some(because),
+                    items,
+                    ..
+                } if a == agent => Some((r.time, because.clone(), items.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reactions.len(),
+            1,
+            "{agent}: one reaction in the cooldown: {reactions:?}"
+        );
+        let (time, because, items) = &reactions[0];
+        assert!(!because.is_empty());
+        let intent = items
+            .iter()
+            .find(|i| i.activity == SCRIPTED_INTENT)
+            .unwrap();
+        assert!(
+            intent.start.0.abs_diff(time.0) <= 60_000 && intent.end.0 - intent.start.0 <= 3_600_000,
+            "{agent}: the reaction {intent:?} does not start now ({time:?})"
+        );
+        for pair in items.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start, "{agent}: a gap in {items:?}");
+        }
     }
 }

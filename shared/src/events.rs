@@ -129,6 +129,9 @@ pub enum Event {
         /// The game day the plan's morning falls on (1, 2, ...).
         day: u32,
         intent: Option<String>,
+        /// What the agent noticed that made it re-plan (a reaction), if that is why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        because: Option<String>,
         items: Vec<PlanItem>,
     },
     /// An agent broke an hour of its plan into steps.

@@ -22,15 +22,16 @@
 //! reproducible; every choice that is not the model's is a pure function of the run's seed.
 
 use super::budget::{Need, TokenBudget};
+use super::conversation::Conversations;
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
 use super::spatial::{PlaceIndex, SpatialMemory};
 use super::{CognitionSystems, DialogueSetup};
 use crate::actors::{Action, Activity, ActorCommand};
 use crate::agents::routine::{self, Target};
-use crate::agents::{Agent, AgentPersona, AgentSeed, BrainSystems, RoutineBrain, stable_hash};
+use crate::agents::{AgentPersona, AgentSeed, BrainSystems, RoutineBrain, stable_hash};
 use crate::happenings::Happened;
-use crate::memory::{MemoryKind, MemoryStream, NewMemory, RetrievalWeights};
+use crate::memory::{MemoryId, MemoryKind, MemoryStream, NewMemory, RetrievalWeights};
 use crate::time::GameClock;
 use crate::world::{ActorId, Destination, Place, Position, TownMap, WorldSeed};
 use agora_llm::worker::{JobId, JobOutput, JobRequest, Priority, Purpose};
@@ -58,6 +59,12 @@ pub struct PlanningSettings {
     pub memories: usize,
     /// An hour is broken into steps this long (minutes) before it starts.
     pub ahead_minutes: i64,
+    /// A memory this important (1-10) that the agent perceived or heard makes it re-plan.
+    pub react_importance: u8,
+    /// A reaction takes up to this long (minutes), from now.
+    pub react_minutes: i64,
+    /// An agent re-plans for what it noticed at most once in this long (minutes).
+    pub react_cooldown_minutes: i64,
 }
 
 impl Default for PlanningSettings {
@@ -70,6 +77,9 @@ impl Default for PlanningSettings {
             intent_minutes: 90,
             memories: 5,
             ahead_minutes: 60,
+            react_importance: 7,
+            react_minutes: 60,
+            react_cooldown_minutes: 120,
         }
     }
 }
@@ -183,23 +193,24 @@ impl DayPlan {
     }
 }
 
+/// A plan being made: for agent-day `day`, the slots of the day from now, whose stretch
+/// `free` gets the intent; `because` is the memory a reaction re-plans for.
+#[derive(Debug)]
+struct Draft {
+    day: i64,
+    slots: Vec<PlannedSlot>,
+    free: usize,
+    because: Option<(MemoryId, String)>,
+}
+
 /// A planning call under way.
 #[derive(Debug)]
 enum Pending {
-    /// The model writes the day's intent for the free stretch `free` of `base`.
-    Intent {
-        day: i64,
-        base: Vec<PlannedSlot>,
-        free: usize,
-    },
+    /// The model writes the intent for the draft's free stretch.
+    Intent(Draft),
     /// The intent is embedded, to choose its place.
-    IntentPlace {
-        day: i64,
-        base: Vec<PlannedSlot>,
-        free: usize,
-        intent: String,
-    },
-    /// The model lists an hour's steps.
+    IntentPlace(Draft, String),
+    /// The model lists the steps of the hour `start..end` of slot `slot`.
     Steps {
         day: i64,
         slot: usize,
@@ -216,12 +227,16 @@ enum Pending {
     },
 }
 
-/// An agent's planning: the call under way.
+/// An agent's planning: the call under way, and what it has reacted to.
 #[derive(Component, Debug, Default)]
 pub struct Planner {
     pending: Option<(JobId, Pending)>,
-    /// Day plans made so far.
+    /// Day plans made so far (reactions included).
     pub plans: u32,
+    /// Memories before this id have been considered for a reaction.
+    noticed: u32,
+    /// When the agent last re-planned for something it noticed.
+    reacted: Option<GameTime>,
 }
 
 pub fn plugin(app: &mut App) {
@@ -346,17 +361,28 @@ fn step_minutes(minutes: i64, n: usize) -> i64 {
     (each - each % 5).clamp(5, 15)
 }
 
-/// The plan's lines for the log and the agent's own memory.
-fn plan_items(slots: &[PlannedSlot]) -> Vec<PlanItem> {
-    slots
-        .iter()
-        .map(|s| PlanItem {
-            start: at_minute(s.start),
-            end: at_minute(s.end),
-            activity: s.description.clone(),
-            location: s.location.clone(),
-        })
-        .collect()
+impl PlannedSlot {
+    /// The slot as the log shows it.
+    fn item(&self) -> PlanItem {
+        PlanItem {
+            start: at_minute(self.start),
+            end: at_minute(self.end),
+            activity: self.description.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+impl Step {
+    /// The step as the log shows it.
+    fn item(&self) -> PlanItem {
+        PlanItem {
+            start: at_minute(self.start),
+            end: at_minute(self.end),
+            activity: self.description.clone(),
+            location: self.location.clone(),
+        }
+    }
 }
 
 /// "Marisol Alvarez plans for day 1: baking ... at Willow Cafe from 06:00; ...": the
@@ -382,7 +408,16 @@ struct Context<'a> {
     index: &'a PlaceIndex,
     setup: &'a DialogueSetup,
     now: GameTime,
+    minute: i64,
     seed: u64,
+}
+
+/// The agent a planning step is for.
+struct Agent<'a> {
+    id: &'a ActorId,
+    name: String,
+    persona: &'a AgentPersona,
+    stream: Mut<'a, MemoryStream>,
 }
 
 type PlanningAgent<'a> = (
@@ -392,12 +427,15 @@ type PlanningAgent<'a> = (
     &'a AgentPersona,
     &'a AgentSeed,
     &'a SpatialMemory,
+    Option<&'a Activity>,
     &'a mut MemoryStream,
     Option<&'a mut Planner>,
     Option<&'a mut DayPlan>,
 );
 
-/// Each agent's planning, one call at a time: answers first, then the next call it needs.
+/// Each agent's planning, one call at a time: an answer takes it a step further; otherwise it
+/// plans a new day, re-plans for something important it noticed, or breaks the next hour
+/// into steps.
 fn plan(
     mut commands: Commands,
     clock: Res<GameClock>,
@@ -405,205 +443,156 @@ fn plan(
     map: Res<TownMap>,
     index: Res<PlaceIndex>,
     setup: Res<DialogueSetup>,
+    conversations: Res<Conversations>,
     mut budget: ResMut<TokenBudget>,
     mut queue: ModelQueue,
     mut results: MessageReader<ModelResult>,
     mut happened: MessageWriter<Happened>,
     mut restored: ResMut<RestoredPlans>,
-    mut agents: Query<PlanningAgent, With<Agent>>,
+    mut agents: Query<PlanningAgent, With<crate::agents::Agent>>,
 ) {
     let cx = Context {
         map: &map,
         index: &index,
         setup: &setup,
         now: clock.now,
+        minute: clock.now.total_minutes() as i64,
         seed: seed.0,
     };
     let answers: BTreeMap<JobId, &ModelResult> = results.read().map(|r| (r.id, r)).collect();
-    let minute = clock.now.total_minutes() as i64;
     let mut order: Vec<_> = agents.iter_mut().collect();
     order.sort_by(|a, b| a.1.0.cmp(&b.1.0));
-    for (entity, id, name, persona, agent_seed, known, mut stream, planner, plan) in order {
+    for (entity, id, name, persona, agent_seed, known, activity, stream, planner, plan) in order {
         let Some(mut planner) = planner else {
-            commands.entity(entity).insert(Planner::default());
+            // What it remembers already (its seeds, or a restored stream) is not news.
+            commands.entity(entity).insert(Planner {
+                noticed: u32::try_from(stream.len()).unwrap_or(u32::MAX),
+                ..Planner::default()
+            });
             if let Some(plan) = restored.0.remove(&id.0) {
-                commands
-                    .entity(entity)
+                (commands.entity(entity))
                     .remove::<RoutineBrain>()
                     .insert(plan);
             }
             continue;
         };
-        let name = display_name(id, name);
+        let mut agent = Agent {
+            id,
+            name: display_name(id, name),
+            persona,
+            stream,
+        };
         let mut plan = plan;
-        // 1. An answer to the call under way.
+        // 1. An answer to the call under way takes planning a step further; the next call
+        // waits for the next tick, when what this one changed (a new plan) is in place.
         if let Some((job, _)) = &planner.pending
             && let Some(answer) = answers.get(job)
         {
             let (_, pending) = planner.pending.take().expect("checked");
-            if let Ok(JobOutput::Generated(g)) = &answer.output {
-                budget.spend(
-                    entity,
-                    cx.now,
-                    g.usage.prompt_tokens + g.usage.completion_tokens,
-                );
+            match &answer.output {
+                Ok(JobOutput::Generated(g)) => {
+                    let tokens = g.usage.prompt_tokens + g.usage.completion_tokens;
+                    budget.spend(entity, cx.now, tokens);
+                }
+                Ok(_) => {}
+                Err(e) => warn!("{}: planning failed ({e}); the routine goes on", id.0),
             }
-            if let Err(e) = &answer.output {
-                warn!("{}: planning failed ({e}); the routine goes on", id.0);
-            }
-            let next = match pending {
-                Pending::Intent { day, base, free } => match &answer.output {
-                    Ok(JobOutput::Generated(g)) => match intent_text(&g.text) {
-                        Some(intent) => submit(
-                            &mut queue,
-                            entity,
-                            JobRequest::Embed(vec![intent.clone()]),
-                            Pending::IntentPlace {
-                                day,
-                                base,
-                                free,
-                                intent,
-                            },
-                        ),
-                        None => {
-                            finish_day(
-                                &cx,
-                                &mut commands,
-                                &mut happened,
+            let mut made = |draft: Draft, intent: Option<String>, planner: &mut Planner| {
+                let plan = made_plan(&cx, &mut agent, draft, intent, &mut happened);
+                planner.plans += 1;
+                (commands.entity(entity))
+                    .remove::<RoutineBrain>()
+                    .insert(plan);
+            };
+            planner.pending = match (pending, &answer.output) {
+                (Pending::Intent(draft), Ok(JobOutput::Generated(g))) => {
+                    match intent_text(&g.text) {
+                        Some(intent) => {
+                            let request = JobRequest::Embed(vec![intent.clone()]);
+                            submit(
+                                &mut queue,
                                 entity,
-                                id,
-                                &name,
-                                persona,
-                                &mut stream,
-                                &mut planner,
-                                day,
-                                base,
-                                None,
-                            );
+                                request,
+                                Pending::IntentPlace(draft, intent),
+                            )
+                        }
+                        None => {
+                            made(draft, None, &mut planner);
                             None
                         }
-                    },
-                    _ => {
-                        finish_day(
-                            &cx,
-                            &mut commands,
-                            &mut happened,
-                            entity,
-                            id,
-                            &name,
-                            persona,
-                            &mut stream,
-                            &mut planner,
-                            day,
-                            base,
-                            None,
-                        );
-                        None
                     }
-                },
-                Pending::IntentPlace {
-                    day,
-                    mut base,
-                    free,
-                    intent,
-                } => {
-                    let chosen = match &answer.output {
-                        Ok(JobOutput::Embedded(e)) => e.vectors.first().and_then(|vector| {
-                            let sector = cx.index.choose_sector(cx.map, vector, known);
-                            let place = Place::Sector(sector);
-                            let (tile, location) = cx.index.choose_spot(cx.map, vector, place)?;
-                            Some((place, tile, location))
-                        }),
-                        _ => None,
-                    };
-                    let intent = chosen.map(|(place, tile, location)| {
-                        insert_intent(
-                            &mut base, free, minute, &intent, place, tile, location, &setup,
-                        );
-                        intent
+                }
+                (Pending::IntentPlace(mut draft, intent), Ok(JobOutput::Embedded(e))) => {
+                    let placed = e.vectors.first().and_then(|vector| {
+                        let place = Place::Sector(cx.index.choose_sector(cx.map, vector, known));
+                        let (tile, location) = cx.index.choose_spot(cx.map, vector, place)?;
+                        insert_intent(&cx, &mut draft, &intent, place, tile, location);
+                        Some(intent)
                     });
-                    finish_day(
-                        &cx,
-                        &mut commands,
-                        &mut happened,
-                        entity,
-                        id,
-                        &name,
-                        persona,
-                        &mut stream,
-                        &mut planner,
-                        day,
-                        base,
-                        intent,
-                    );
+                    made(draft, placed, &mut planner);
                     None
                 }
-                Pending::Steps {
-                    day,
-                    slot,
-                    start,
-                    end,
-                } => match (&answer.output, plan.as_deref()) {
-                    (Ok(JobOutput::Generated(g)), Some(current)) if current.day == day => {
-                        let steps = step_texts(&g.text, setup.planning.max_steps);
-                        (!steps.is_empty())
-                            .then(|| {
-                                submit(
-                                    &mut queue,
-                                    entity,
-                                    JobRequest::Embed(steps.clone()),
-                                    Pending::StepSpots {
-                                        day,
-                                        slot,
-                                        start,
-                                        end,
-                                        steps,
-                                    },
-                                )
-                            })
-                            .flatten()
-                    }
-                    _ => None,
-                },
-                Pending::StepSpots {
-                    day,
-                    slot,
-                    start,
-                    end,
-                    steps,
-                } => {
-                    if let (Ok(JobOutput::Embedded(e)), Some(plan)) =
-                        (&answer.output, plan.as_deref_mut())
+                (Pending::Intent(draft) | Pending::IntentPlace(draft, _), _) => {
+                    made(draft, None, &mut planner);
+                    None
+                }
+                (
+                    Pending::Steps {
+                        day,
+                        slot,
+                        start,
+                        end,
+                    },
+                    Ok(JobOutput::Generated(g)),
+                ) if plan.as_deref().is_some_and(|p| p.day == day) => {
+                    let steps = step_texts(&g.text, setup.planning.max_steps);
+                    let pending = Pending::StepSpots {
+                        day,
+                        slot,
+                        start,
+                        end,
+                        steps: steps.clone(),
+                    };
+                    (!steps.is_empty())
+                        .then(|| submit(&mut queue, entity, JobRequest::Embed(steps), pending))
+                        .flatten()
+                }
+                (
+                    Pending::StepSpots {
+                        day,
+                        slot,
+                        start,
+                        end,
+                        steps,
+                    },
+                    Ok(JobOutput::Embedded(e)),
+                ) => {
+                    if let Some(plan) = plan.as_deref_mut()
                         && plan.day == day
                         && e.vectors.len() == steps.len()
                         && let Some(slot) = plan.slots.get_mut(slot)
                     {
                         place_steps(&cx, slot, start, end, &steps, &e.vectors);
+                        let steps = (slot.steps.iter())
+                            .filter(|s| s.start >= start && s.end <= end)
+                            .map(Step::item)
+                            .collect();
                         happened.write(Happened(Event::StepsPlanned {
                             agent: id.0.clone(),
-                            steps: (slot.steps.iter())
-                                .filter(|s| s.start >= start && s.end <= end)
-                                .map(|s| PlanItem {
-                                    start: at_minute(s.start),
-                                    end: at_minute(s.end),
-                                    activity: s.description.clone(),
-                                    location: s.location.clone(),
-                                })
-                                .collect(),
+                            steps,
                         }));
                     }
                     None
                 }
+                _ => None,
             };
-            // The next call waits for the next tick: what this answer changed (a new plan) is
-            // in place by then.
-            planner.pending = next;
             continue;
         }
         if planner.pending.is_some() {
             continue;
         }
         // 2. The plan's day is over: the routine takes over until the next plan.
+        let minute = cx.minute;
         let (slot, day) = routine::slot_at(&persona.persona, agent_seed.0, minute);
         if let Some(current) = plan.as_deref()
             && (current.day != day || minute >= current.end())
@@ -614,76 +603,173 @@ fn plan(
                 .insert(RoutineBrain);
             plan = None;
         }
-        if !budget.allows(entity, cx.now, Need::Plan) {
+        let awake = activity.is_some_and(|a| !a.is_sleeping());
+        let talking = conversations.is_talking(entity);
+        let noticed = (!talking && awake)
+            .then(|| notice(&cx, &agent.name, &mut agent.stream, &mut planner))
+            .flatten();
+        // Reacting comes before planning in the budget (see `budget`).
+        if !budget.allows(entity, cx.now, Need::React) {
             continue;
         }
-        match plan {
+        let may_plan = budget.allows(entity, cx.now, Need::Plan);
+        let settings = setup.planning;
+        let draft = match plan.as_deref() {
             // 3. A new day (not while asleep at the end of the last one): plan it.
-            None if !slot.is_sleep() => {
-                let base = routine_slots(cx.map, &persona.persona, agent_seed.0, day, minute);
-                let settings = setup.planning;
-                match free_stretch(&base, minute, settings.min_free_minutes) {
-                    None => finish_day(
-                        &cx,
-                        &mut commands,
-                        &mut happened,
-                        entity,
-                        id,
-                        &name,
-                        persona,
-                        &mut stream,
-                        &mut planner,
+            None if !slot.is_sleep() && may_plan => {
+                let slots = routine_slots(cx.map, &persona.persona, agent_seed.0, day, minute);
+                match free_stretch(&slots, minute, settings.min_free_minutes) {
+                    Some(free) => Some(Draft {
                         day,
-                        base,
-                        None,
-                    ),
-                    Some(free) => {
-                        let request = intent_request(
-                            &cx,
-                            &name,
-                            id,
-                            persona,
-                            &mut stream,
-                            &base,
-                            free,
-                            minute,
+                        slots,
+                        free,
+                        because: None,
+                    }),
+                    None => {
+                        let draft = Draft {
                             day,
-                            planner.plans,
-                        );
-                        planner.pending = submit(
-                            &mut queue,
-                            entity,
-                            request,
-                            Pending::Intent { day, base, free },
-                        );
+                            slots,
+                            free: 0,
+                            because: None,
+                        };
+                        let plan = made_plan(&cx, &mut agent, draft, None, &mut happened);
+                        planner.plans += 1;
+                        (commands.entity(entity))
+                            .remove::<RoutineBrain>()
+                            .insert(plan);
+                        None
                     }
                 }
             }
-            // 4. The next hour, broken into steps.
-            Some(mut plan) => {
-                let Some((slot, start, end)) =
-                    plan.next_block(minute, setup.planning.ahead_minutes)
-                else {
-                    continue;
-                };
-                plan.decomposed.insert(start);
-                let request = steps_request(&cx, &name, id, &plan.slots[slot], start, end);
-                let day = plan.day;
-                planner.pending = submit(
-                    &mut queue,
-                    entity,
-                    request,
-                    Pending::Steps {
-                        day,
+            None => None,
+            // 4. Something important noticed: re-plan the next while for it.
+            Some(current) if noticed.is_some() => {
+                planner.reacted = Some(cx.now);
+                let (slots, free) = interrupt(&current.slots, minute, settings.react_minutes);
+                free.map(|free| Draft {
+                    day: current.day,
+                    slots,
+                    free,
+                    because: noticed,
+                })
+            }
+            Some(_) if !may_plan => None,
+            // 5. The next hour, broken into steps.
+            Some(_) => {
+                let plan = plan.as_deref_mut().expect("matched");
+                if let Some((slot, start, end)) = plan.next_block(minute, settings.ahead_minutes) {
+                    plan.decomposed.insert(start);
+                    let request = steps_request(&cx, &agent, &plan.slots[slot], start, end);
+                    let pending = Pending::Steps {
+                        day: plan.day,
                         slot,
                         start,
                         end,
-                    },
-                );
+                    };
+                    planner.pending = submit(&mut queue, entity, request, pending);
+                }
+                None
             }
-            None => {}
+        };
+        if let Some(draft) = draft {
+            let request = intent_request(&cx, &mut agent, &draft, planner.plans);
+            planner.pending = submit(&mut queue, entity, request, Pending::Intent(draft));
         }
     }
+}
+
+/// The newest important memory the agent perceived or heard from someone else since it last
+/// looked, if it is time to react again: the memory's id and description. Memories are
+/// considered once they are rated, in order.
+fn notice(
+    cx: &Context,
+    name: &str,
+    stream: &mut MemoryStream,
+    planner: &mut Planner,
+) -> Option<(MemoryId, String)> {
+    let settings = cx.setup.planning;
+    let mut found = None;
+    while let Some(memory) = stream.get(MemoryId(planner.noticed)) {
+        let Some(importance) = memory.importance else {
+            break;
+        };
+        planner.noticed += 1;
+        let own = memory.triple.as_ref().is_some_and(|t| t.subject == name);
+        if memory.kind != MemoryKind::Thought && !own && importance >= settings.react_importance {
+            found = Some((memory.id, memory.description.clone()));
+        }
+    }
+    let cooled = planner.reacted.is_none_or(|t| {
+        cx.now.0.saturating_sub(t.0) >= settings.react_cooldown_minutes as u64 * 60_000
+    });
+    found.filter(|_| cooled)
+}
+
+/// The plan's slots from now on, with the next `minutes` cut out as one stretch (keeping what
+/// it was, until an intent replaces it): what a reaction re-plans. `None` for the stretch
+/// when the agent's day has less than 10 minutes left.
+fn interrupt(
+    slots: &[PlannedSlot],
+    minute: i64,
+    minutes: i64,
+) -> (Vec<PlannedSlot>, Option<usize>) {
+    let start = minute;
+    let mut out: Vec<PlannedSlot> = Vec::new();
+    let Some(now) = slots
+        .iter()
+        .find(|s| s.start <= minute && minute < s.end)
+        .cloned()
+    else {
+        return (slots.to_vec(), None);
+    };
+    let end = (start + minutes).min(
+        slots
+            .iter()
+            .filter(|s| !s.sleep)
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(start),
+    );
+    if end - start < 10 {
+        return (slots.to_vec(), None);
+    }
+    let mut free = None;
+    for slot in slots.iter().filter(|s| s.end > minute) {
+        if slot.end <= start || slot.start >= end {
+            out.push(slot.clone());
+            continue;
+        }
+        if slot.start < start {
+            out.push(PlannedSlot {
+                end: start,
+                steps: Vec::new(),
+                ..slot.clone()
+            });
+        }
+        if free.is_none() {
+            free = Some(out.len());
+            out.push(PlannedSlot {
+                start,
+                end,
+                steps: Vec::new(),
+                ..now.clone()
+            });
+        }
+        if slot.end > end {
+            let steps = slot
+                .steps
+                .iter()
+                .filter(|s| s.start >= end)
+                .cloned()
+                .collect();
+            out.push(PlannedSlot {
+                start: end,
+                steps,
+                ..slot.clone()
+            });
+        }
+    }
+    (out, free)
 }
 
 /// Queues a planning call; a refused one is a warning, and the routine goes on.
@@ -703,21 +789,22 @@ fn submit(
 }
 
 /// The intent takes up to [`PlanningSettings::intent_minutes`] of the free stretch, from its
-/// start (or from a few minutes from now, for the stretch under way).
-#[allow(clippy::too_many_arguments)]
+/// start (or from a few minutes from now, for the stretch under way; at once for a reaction).
 fn insert_intent(
-    slots: &mut Vec<PlannedSlot>,
-    free: usize,
-    minute: i64,
+    cx: &Context,
+    draft: &mut Draft,
     intent: &str,
     place: Place,
     tile: TilePos,
     location: String,
-    setup: &DialogueSetup,
 ) {
-    let stretch = slots[free].clone();
-    let start = stretch.start.max(minute + 5);
-    let end = (start + setup.planning.intent_minutes).min(stretch.end);
+    let stretch = draft.slots[draft.free].clone();
+    let lead = if draft.because.is_some() { 0 } else { 5 };
+    let start = stretch.start.max(cx.minute + lead);
+    let end = (start + cx.setup.planning.intent_minutes).min(stretch.end);
+    if end <= start {
+        return;
+    }
     let mut replaced = Vec::new();
     if start > stretch.start {
         replaced.push(PlannedSlot {
@@ -742,25 +829,21 @@ fn insert_intent(
             ..stretch
         });
     }
-    slots.splice(free..=free, replaced);
+    let free = draft.free;
+    draft.slots.splice(free..=free, replaced);
 }
 
-/// The prompt for the day's intent.
-#[allow(clippy::too_many_arguments)]
-fn intent_request(
-    cx: &Context,
-    name: &str,
-    id: &ActorId,
-    persona: &AgentPersona,
-    stream: &mut MemoryStream,
-    base: &[PlannedSlot],
-    free: usize,
-    minute: i64,
-    day: i64,
-    plans: u32,
-) -> JobRequest {
+/// The prompt for an intent: the memories it draws on are those retrieved for the day's plans,
+/// or, for a reaction, for what the agent noticed.
+fn intent_request(cx: &Context, agent: &mut Agent, draft: &Draft, plans: u32) -> JobRequest {
+    let query = match &draft.because {
+        Some((memory, _)) => agent.stream.embedding(*memory).map(<[f32]>::to_vec),
+        None => None,
+    };
+    let query = query.as_deref().unwrap_or(&cx.index.plans_query);
+    let stream = &mut agent.stream;
     let recalled = stream.retrieve(
-        &cx.index.plans_query,
+        query,
         cx.now,
         cx.setup.planning.memories,
         &RetrievalWeights::default(),
@@ -770,8 +853,9 @@ fn intent_request(
         .filter_map(|r| stream.get(r.id))
         .map(|m| m.description.clone())
         .collect();
-    let home = (cx.map.resolve(&persona.persona.home).ok()).map(|p| cx.map.sector_of_place(p));
-    let outings: Vec<String> = (base.iter())
+    let home =
+        (cx.map.resolve(&agent.persona.persona.home).ok()).map(|p| cx.map.sector_of_place(p));
+    let outings: Vec<String> = (draft.slots.iter())
         .filter(|s| Some(cx.map.sector_of_place(s.place)) != home)
         .map(|s| {
             let sector = &cx.map.sectors[cx.map.sector_of_place(s.place)].name;
@@ -783,26 +867,24 @@ fn intent_request(
             )
         })
         .collect();
-    let stretch = &base[free];
-    let p = &persona.persona;
+    let stretch = &draft.slots[draft.free];
+    let p = &agent.persona.persona;
+    let day = if outings.is_empty() {
+        "at home".to_string()
+    } else {
+        outings.join("; ")
+    };
     let values = BTreeMap::from([
-        ("agent", name.to_string()),
+        ("agent", agent.name.clone()),
         ("age", p.age.to_string()),
         ("traits", p.traits.join(", ")),
         ("memories", memories.join("; ")),
-        (
-            "day",
-            if outings.is_empty() {
-                "at home".to_string()
-            } else {
-                outings.join("; ")
-            },
-        ),
+        ("day", day),
         (
             "free",
             format!(
                 "{}-{}",
-                clock(stretch.start.max(minute)),
+                clock(stretch.start.max(cx.minute)),
                 clock(stretch.end)
             ),
         ),
@@ -812,7 +894,10 @@ fn intent_request(
         max_tokens: cx.setup.planning.intent_tokens,
         stop: vec!["\n".into()],
         sampling: SamplingParams {
-            seed: stable_hash(&format!("{}:{}:plan:{day}:{plans}", cx.seed, id.0)),
+            seed: stable_hash(&format!(
+                "{}:{}:plan:{}:{plans}",
+                cx.seed, agent.id.0, draft.day
+            )),
             ..SamplingParams::default()
         },
     })
@@ -821,15 +906,14 @@ fn intent_request(
 /// The prompt for an hour's steps.
 fn steps_request(
     cx: &Context,
-    name: &str,
-    id: &ActorId,
+    agent: &Agent,
     slot: &PlannedSlot,
     start: i64,
     end: i64,
 ) -> JobRequest {
     let sector = &cx.map.sectors[cx.map.sector_of_place(slot.place)].name;
     let values = BTreeMap::from([
-        ("agent", name.to_string()),
+        ("agent", agent.name.clone()),
         ("activity", slot.description.clone()),
         ("place", sector.clone()),
         ("start", clock(start)),
@@ -840,7 +924,7 @@ fn steps_request(
         max_tokens: cx.setup.planning.step_tokens,
         stop: vec!["\n\n".into()],
         sampling: SamplingParams {
-            seed: stable_hash(&format!("{}:{}:steps:{start}", cx.seed, id.0)),
+            seed: stable_hash(&format!("{}:{}:steps:{start}", cx.seed, agent.id.0)),
             ..SamplingParams::default()
         },
     })
@@ -879,51 +963,42 @@ fn place_steps(
     slot.steps.sort_by_key(|s| s.start);
 }
 
-/// A day's plan is made: the agent follows it, remembers it, and the log says so.
-#[allow(clippy::too_many_arguments)]
-fn finish_day(
+/// A plan is made: the agent remembers it, and the log says so. Returns the plan to follow.
+fn made_plan(
     cx: &Context,
-    commands: &mut Commands,
-    happened: &mut MessageWriter<Happened>,
-    entity: Entity,
-    id: &ActorId,
-    name: &str,
-    persona: &AgentPersona,
-    stream: &mut MemoryStream,
-    planner: &mut Planner,
-    day: i64,
-    slots: Vec<PlannedSlot>,
+    agent: &mut Agent,
+    draft: Draft,
     intent: Option<String>,
-) {
-    let Ok(home) = cx.map.resolve(&persona.persona.home) else {
-        return;
-    };
-    let game_day = u32::try_from(day + 1).unwrap_or(0);
-    stream.write(
+    happened: &mut MessageWriter<Happened>,
+) -> DayPlan {
+    let home = cx
+        .map
+        .resolve(&agent.persona.persona.home)
+        .ok()
+        .map_or(Place::Sector(0), |p| p);
+    let game_day = u32::try_from(draft.day + 1).unwrap_or(0);
+    agent.stream.write(
         NewMemory {
             kind: MemoryKind::Thought,
-            description: plan_thought(name, game_day, &slots, cx.map, home),
+            description: plan_thought(&agent.name, game_day, &draft.slots, cx.map, home),
             triple: None,
-            evidence: vec![],
+            evidence: draft.because.iter().map(|(m, _)| *m).collect(),
         },
         cx.now,
     );
     happened.write(Happened(Event::PlanMade {
-        agent: id.0.clone(),
+        agent: agent.id.0.clone(),
         day: game_day,
         intent: intent.clone(),
-        items: plan_items(&slots),
+        because: draft.because.map(|(_, d)| d),
+        items: draft.slots.iter().map(PlannedSlot::item).collect(),
     }));
-    planner.plans += 1;
-    commands
-        .entity(entity)
-        .remove::<RoutineBrain>()
-        .insert(DayPlan {
-            day,
-            intent,
-            slots,
-            decomposed: BTreeSet::new(),
-        });
+    DayPlan {
+        day: draft.day,
+        intent,
+        slots: draft.slots,
+        decomposed: BTreeSet::new(),
+    }
 }
 
 /// Agents with a plan do what it says now: the step under way, else the slot; they decide
@@ -1035,6 +1110,50 @@ mod tests {
         );
         let many: String = (0..10).map(|i| format!("- step number {i}\n")).collect();
         assert_eq!(step_texts(&format!(" first step\n{many}"), 6).len(), 6);
+    }
+
+    fn slot(start: i64, end: i64, what: &str) -> PlannedSlot {
+        PlannedSlot {
+            start,
+            end,
+            description: what.into(),
+            emoji: String::new(),
+            place: Place::Sector(0),
+            tile: TilePos::new(0, 0),
+            location: String::new(),
+            steps: Vec::new(),
+            sleep: what == "sleeping",
+        }
+    }
+
+    #[test]
+    fn a_reaction_cuts_the_next_while_out_of_the_plan_and_keeps_the_rest() {
+        let mut work = slot(60, 180, "working");
+        work.steps = vec![Step {
+            start: 120,
+            end: 130,
+            description: "filing".into(),
+            tile: TilePos::new(0, 0),
+            location: String::new(),
+        }];
+        let slots = vec![slot(0, 60, "reading"), work, slot(180, 300, "sleeping")];
+        let (cut, free) = interrupt(&slots, 30, 60);
+        let shape: Vec<(i64, i64, &str)> = (cut.iter())
+            .map(|s| (s.start, s.end, s.description.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (0, 30, "reading"),
+                (30, 90, "reading"),
+                (90, 180, "working"),
+                (180, 300, "sleeping")
+            ]
+        );
+        assert_eq!(free, Some(1));
+        assert_eq!(cut[2].steps.len(), 1, "steps after the reaction stay");
+        // Near the end of the day there is no room to react.
+        assert_eq!(interrupt(&slots, 175, 60).1, None);
     }
 
     #[test]

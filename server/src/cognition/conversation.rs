@@ -28,7 +28,7 @@ use crate::actors::speech::{EARSHOT, clean_text};
 use crate::actors::{Action, Activity, ActorCommand, Player};
 use crate::agents::{Agent, AgentPersona, stable_hash};
 use crate::happenings::{Happened, Heard};
-use crate::memory::{MemoryStream, RetrievalWeights};
+use crate::memory::{MemoryId, MemoryKind, MemoryStream, RetrievalWeights};
 use crate::time::GameClock;
 use crate::world::{ActorId, Occupancy, Position, TownMap, WorldSeed};
 use agora_llm::worker::{JobId, JobOutput, JobRequest, Priority, Purpose};
@@ -39,7 +39,7 @@ use agora_shared::protocol::MAX_SAY_CHARS;
 use bevy::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// How agents talk. The defaults follow the paper's code where it has a figure.
@@ -101,6 +101,8 @@ struct Conversation {
     with_player: bool,
     /// A player spoke while the agent's line was being written: it answers that next.
     owed: bool,
+    /// The memory the line being written tells as news: the line must hold to it.
+    news: Option<String>,
 }
 
 /// Every conversation under way, who is in which, and who has talked lately.
@@ -111,6 +113,8 @@ pub struct Conversations {
     member: HashMap<Entity, u64>,
     /// Until when a pair (lower entity first) does not talk again.
     cooldown: HashMap<(Entity, Entity), GameTime>,
+    /// News already told: (speaker, listener, the speaker's memory).
+    told: HashSet<(Entity, Entity, MemoryId)>,
 }
 
 impl Conversations {
@@ -229,6 +233,7 @@ impl Talk<'_, '_, '_, '_, '_> {
                 last_line: self.now,
                 with_player,
                 owed: false,
+                news: None,
             },
         );
     }
@@ -429,7 +434,11 @@ fn converse(
             Ok(JobOutput::Generated(g)) => {
                 let tokens = g.usage.prompt_tokens + g.usage.completion_tokens;
                 budget.spend(speaker, now, tokens);
-                spoken_line(&g.text, &names)
+                let line = spoken_line(&g.text, &names);
+                match conversation.news.take() {
+                    Some(news) => Some(told_news(line, &news, &names)),
+                    None => line,
+                }
             }
             Ok(_) => None,
             Err(e) => {
@@ -579,17 +588,32 @@ fn converse(
         let (Some(speaker), None) = (conversation.turn, conversation.pending) else {
             continue;
         };
-        let Some(prompt) = prompt_for(
+        let told = &talk.conversations.told;
+        let Some((prompt, news)) = prompt_for(
             conversation,
             speaker,
             &actors,
             &mut streams,
+            told,
             &setup,
             &map,
             now,
         ) else {
             continue;
         };
+        let listeners: Vec<Entity> = (conversation.participants.iter())
+            .copied()
+            .filter(|&p| p != speaker)
+            .collect();
+        if let Some((memory, _)) = &news {
+            for listener in listeners {
+                talk.conversations.told.insert((speaker, listener, *memory));
+            }
+        }
+        let Some(conversation) = talk.conversations.active.get_mut(&id) else {
+            continue;
+        };
+        conversation.news = news.map(|(_, description)| description);
         let request = JobRequest::Generate(GenerateRequest {
             prompt,
             max_tokens: settings.max_tokens,
@@ -618,16 +642,88 @@ fn converse(
     }
 }
 
-/// The prompt for `speaker`'s next line, from the conversation template.
+/// News as said: the model's wording if every content word of it comes from the memory or
+/// the names (see [`super::interview::unsupported_words`]), else the memory itself.
+fn told_news(line: Option<String>, news: &str, names: &[String]) -> String {
+    let mut sources: Vec<&str> = names.iter().map(String::as_str).collect();
+    sources.push(news);
+    match line {
+        Some(line) if super::interview::unsupported_words(&line, &sources).is_empty() => line,
+        _ => {
+            let mut quoted: String = format!("Did you hear? {}", news_core(news));
+            if quoted.chars().count() > MAX_SAY_CHARS {
+                quoted = quoted.chars().take(MAX_SAY_CHARS).collect();
+            }
+            quoted
+        }
+    }
+}
+
+/// What a piece of news says, without who passed it on: `Ann said: "Did you hear? Bo is
+/// ill."` is `Bo is ill.`, however many times it was passed on.
+fn news_core(news: &str) -> &str {
+    let mut core = news.trim();
+    loop {
+        let before = core;
+        core = core
+            .strip_prefix("Did you hear?")
+            .unwrap_or(core)
+            .trim_start();
+        if let Some((who, said)) = core.split_once(" said: ")
+            && who.len() <= 40
+            && !who.contains(['"', '\''])
+            && let Some(inner) = said
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .or_else(|| said.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+        {
+            core = inner.trim();
+        }
+        if core == before {
+            return core;
+        }
+    }
+}
+
+/// A memory this important (1-10) is news an agent tells the people it talks with.
+const NEWS_IMPORTANCE: u8 = 6;
+
+/// What `speaker` (called `name`) has to tell `listener` (called `listener_name`): its most
+/// important memory, the latest of equals, of what it knows (its persona's memories) or heard
+/// or saw from others, that it has not told them yet. Not its plans or reflections, and not
+/// what the listener said.
+fn news_for(
+    stream: &MemoryStream,
+    name: &str,
+    listener_name: &str,
+    told: impl Fn(MemoryId) -> bool,
+) -> Option<MemoryId> {
+    (stream.iter())
+        .filter(|m| m.importance.is_some_and(|i| i >= NEWS_IMPORTANCE))
+        .filter(|m| match (&m.kind, &m.triple) {
+            (MemoryKind::Thought, triple) => triple.is_none() && m.evidence.is_empty(),
+            (_, Some(t)) => t.subject != name && t.subject != listener_name,
+            (_, None) => true,
+        })
+        .filter(|m| !told(m.id))
+        .max_by_key(|m| (m.importance, m.created, m.id))
+        .map(|m| m.id)
+}
+
+/// The prompt for `speaker`'s next line, from the conversation template; or, on its first
+/// line of a conversation when it has news for the listener ([`news_for`]), from the news
+/// template, with that memory (its id and description).
+#[allow(clippy::too_many_arguments)]
 fn prompt_for(
     conversation: &Conversation,
     speaker: Entity,
     actors: &Query<ActorView>,
     streams: &mut Query<&mut MemoryStream, With<Agent>>,
+    told: &HashSet<(Entity, Entity, MemoryId)>,
     setup: &DialogueSetup,
     map: &TownMap,
     now: GameTime,
-) -> Option<String> {
+) -> Option<(String, Option<(MemoryId, String)>)> {
     let (_, id, name, position, activity, _, persona) = actors.get(speaker).ok()?;
     let persona = &persona?.persona;
     let speaker_name = display_name(id, name);
@@ -663,6 +759,38 @@ fn prompt_for(
             }
         })
         .collect();
+    // The one who started tells its news first; the other answers, then tells its own. A
+    // player is answered, not told the news.
+    let said = (conversation.lines.iter())
+        .filter(|(who, _)| *who == speaker)
+        .count();
+    let opener = conversation.participants.first() == Some(&speaker);
+    let tells_news = !conversation.with_player && said == usize::from(!opener);
+    let others: Vec<Entity> = (conversation.participants.iter())
+        .copied()
+        .filter(|&p| p != speaker)
+        .collect();
+    let news = tells_news
+        .then(|| {
+            let first = listeners.first().map_or("", |l| l.0.as_str());
+            news_for(&stream, &speaker_name, first, |m| {
+                others.iter().all(|&o| told.contains(&(speaker, o, m)))
+            })
+        })
+        .flatten();
+    // News is worded by the model from the memory alone, from its own template.
+    if let Some(memory) = news.and_then(|m| stream.get(m)) {
+        let told = memory.description.clone();
+        let values = BTreeMap::from([
+            ("agent", speaker_name),
+            ("listener", listener),
+            ("memory", told.clone()),
+        ]);
+        let prompt = setup.prompts.news.render(&values);
+        let id = memory.id;
+        stream.touch([id], now);
+        return Some((prompt, Some((id, told))));
+    }
     let is_player: HashMap<String, bool> = listeners.into_iter().collect();
     let lines: String = (conversation.lines.iter().rev().take(LINES_IN_PROMPT).rev())
         .filter_map(|(who, text)| {
@@ -699,12 +827,108 @@ fn prompt_for(
         ),
         ("lines", lines),
     ]);
-    Some(setup.prompts.conversation.render(&values))
+    Some((setup.prompts.conversation.render(&values), None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{NewMemory, Triple};
+
+    #[test]
+    fn news_passed_on_is_told_as_what_it_says() {
+        assert_eq!(news_core("Bo is ill."), "Bo is ill.");
+        assert_eq!(
+            news_core("Ann said: \"Did you hear? Cy said: 'Did you hear? Bo is ill.'\""),
+            "Bo is ill."
+        );
+        assert_eq!(
+            news_core("Ann said: \"hi\" and left"),
+            "Ann said: \"hi\" and left"
+        );
+        let names = ["Ann".to_string(), "Bo".to_string()];
+        let memory = "Ann said: \"Did you hear? Bo is planning a harvest party.\"";
+        assert_eq!(
+            told_news(Some("Bo is planning a party.".into()), memory, &names),
+            "Bo is planning a party."
+        );
+        assert_eq!(
+            told_news(
+                Some("Bo is planning a wedding in Paris.".into()),
+                memory,
+                &names
+            ),
+            "Did you hear? Bo is planning a harvest party.",
+            "words not in the memory: the memory is told instead"
+        );
+    }
+
+    #[test]
+    fn news_is_the_most_important_untold_thing_known_or_heard_from_others() {
+        let mut stream = MemoryStream::new(1);
+        let mut write =
+            |kind, description: &str, triple: Option<(&str, &str)>, evidence, importance| {
+                let id = stream.write(
+                    NewMemory {
+                        kind,
+                        description: description.into(),
+                        triple: triple.map(|(subject, predicate)| Triple {
+                            subject: subject.into(),
+                            predicate: predicate.into(),
+                            object: "x".into(),
+                        }),
+                        evidence,
+                    },
+                    GameTime(0),
+                );
+                stream.embed(id, &[1.0], importance);
+                id
+            };
+        let party = write(MemoryKind::Thought, "Ada plans a party", None, vec![], 8);
+        write(
+            MemoryKind::Thought,
+            "Ada plans for day 1",
+            Some(("Ada", "plans")),
+            vec![],
+            9,
+        );
+        write(
+            MemoryKind::Thought,
+            "Ada thinks that...",
+            None,
+            vec![party],
+            9,
+        );
+        write(
+            MemoryKind::Chat,
+            "Bo said: \"big news\"",
+            Some(("Bo", "said to")),
+            vec![],
+            9,
+        );
+        write(
+            MemoryKind::Chat,
+            "Ada said: \"mine\"",
+            Some(("Ada", "said to")),
+            vec![],
+            9,
+        );
+        let heard = write(
+            MemoryKind::Chat,
+            "Cy said: \"a fire\"",
+            Some(("Cy", "said to")),
+            vec![],
+            8,
+        );
+        write(MemoryKind::Thought, "Ada likes tea", None, vec![], 3);
+        // Heard from Cy and as important as the party, but later: it comes first.
+        assert_eq!(news_for(&stream, "Ada", "Bo", |_| false), Some(heard));
+        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == heard), Some(party));
+        assert_eq!(
+            news_for(&stream, "Ada", "Bo", |m| m == heard || m == party),
+            None
+        );
+    }
 
     #[test]
     fn the_spoken_line_is_the_first_line_without_names_quotes_or_the_next_turn() {

@@ -31,7 +31,7 @@ use crate::actors::{Action, Activity, ActorCommand};
 use crate::agents::routine::{self, Target};
 use crate::agents::{AgentPersona, AgentSeed, BrainSystems, RoutineBrain, stable_hash};
 use crate::happenings::Happened;
-use crate::memory::{MemoryId, MemoryKind, MemoryStream, NewMemory, RetrievalWeights};
+use crate::memory::{MemoryId, MemoryKind, MemoryStream, NewMemory, RetrievalWeights, Triple};
 use crate::time::GameClock;
 use crate::world::{ActorId, Destination, Place, Position, TownMap, WorldSeed};
 use agora_llm::worker::{JobId, JobOutput, JobRequest, Priority, Purpose};
@@ -981,7 +981,11 @@ fn made_plan(
         NewMemory {
             kind: MemoryKind::Thought,
             description: plan_thought(&agent.name, game_day, &draft.slots, cx.map, home),
-            triple: None,
+            triple: Some(Triple {
+                subject: agent.name.clone(),
+                predicate: "plans".into(),
+                object: intent.clone().unwrap_or_else(|| format!("day {game_day}")),
+            }),
             evidence: draft.because.iter().map(|(m, _)| *m).collect(),
         },
         cx.now,

@@ -141,6 +141,7 @@ pub struct Prompts {
     pub reflection: Template,
     pub plan: Template,
     pub decompose: Template,
+    pub news: Template,
 }
 
 /// What `reflection.txt` may use, and must.
@@ -168,6 +169,9 @@ pub const CONVERSATION_PLACEHOLDERS: &[&str] = &[
     "lines",
 ];
 
+/// What `news.txt` may use, and must.
+pub const NEWS_PLACEHOLDERS: &[&str] = &["agent", "listener", "memory"];
+
 impl Prompts {
     pub fn load(folder: &Path) -> Result<Self, PromptError> {
         Ok(Self {
@@ -192,6 +196,7 @@ impl Prompts {
                 DECOMPOSE_PLACEHOLDERS,
                 &["activity"],
             )?,
+            news: Template::load(&folder.join("news.txt"), NEWS_PLACEHOLDERS, &["memory"])?,
         })
     }
 
@@ -206,6 +211,7 @@ impl Prompts {
             ("reflection.txt".to_string(), self.reflection.hash.clone()),
             ("plan.txt".to_string(), self.plan.hash.clone()),
             ("decompose.txt".to_string(), self.decompose.hash.clone()),
+            ("news.txt".to_string(), self.news.hash.clone()),
         ])
     }
 }

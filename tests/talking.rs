@@ -31,15 +31,20 @@ fn assets() -> PathBuf {
 }
 
 /// A persona folder with Leila and Samir Haddad, who share a house and spend from 18:00 to
-/// 19:30 on its sofa
-/// (their relationships with the rest of the town left out: those persons are not here).
+/// 19:30 on its sofa (their relationships with the rest of the town left out: those persons
+/// are not here; the one with each other kept).
 fn haddads() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for id in ["leila_haddad", "samir_haddad"] {
+    for (id, other) in [("leila_haddad", "samir_haddad"), ("samir_haddad", "leila_haddad")] {
         let file = format!("{id}.toml");
         let text = std::fs::read_to_string(assets().join("personas").join(&file)).unwrap();
-        let own = text.split("[[relationships]]").next().unwrap();
-        std::fs::write(dir.path().join(&file), own).unwrap();
+        let mut parts = text.split("[[relationships]]");
+        let mut kept = parts.next().unwrap().to_string();
+        for relationship in parts.filter(|r| r.contains(&format!("with = \"{other}\""))) {
+            kept.push_str("[[relationships]]");
+            kept.push_str(relationship);
+        }
+        std::fs::write(dir.path().join(&file), kept).unwrap();
     }
     dir
 }

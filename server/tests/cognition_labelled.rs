@@ -546,3 +546,202 @@ fn intents_go_to_the_place_people_would_choose() {
         "the model ({raw}, calibrated {calibrated}) beats MiniLM ({minilm}): use it"
     );
 }
+
+/// Meetings, by hand: (who, doing what; whom, doing what; whether they know each other) and
+/// whether the first starts a conversation.
+const WHETHER_TO_TALK: &[(&str, &str, &str, &str, bool, bool)] = &[
+    (
+        "Marisol",
+        "relaxing at home",
+        "Diego",
+        "reading the newspaper on the sofa",
+        true,
+        true,
+    ),
+    (
+        "Marisol",
+        "baking, serving and chatting with regulars at the counter",
+        "Iris",
+        "drinking coffee at the corner table",
+        true,
+        true,
+    ),
+    (
+        "Marisol",
+        "sleeping",
+        "Diego",
+        "getting ready for bed",
+        true,
+        false,
+    ),
+    (
+        "Leila",
+        "taking an evening walk along the river",
+        "Samir",
+        "sitting on a bench by the fountain",
+        true,
+        true,
+    ),
+    (
+        "Chidi",
+        "teaching history seminars, grading essays and holding office hours",
+        "Anna",
+        "walking past the faculty office",
+        true,
+        false,
+    ),
+    (
+        "Gabriel",
+        "having a drink with friends at the bar",
+        "Patrick",
+        "tending the bar",
+        true,
+        true,
+    ),
+    (
+        "Hannah",
+        "buying bread and cheese at the market",
+        "Diego",
+        "stocking shelves at the market",
+        true,
+        true,
+    ),
+    (
+        "Kenji",
+        "waking up",
+        "Yuki",
+        "making breakfast in the kitchen",
+        true,
+        false,
+    ),
+    (
+        "Oscar",
+        "rushing to the town hall for the council meeting",
+        "Iris",
+        "sketching in the park",
+        false,
+        false,
+    ),
+    (
+        "Maeve",
+        "chairing the council meeting",
+        "Gabriel",
+        "speaking at the council meeting",
+        true,
+        false,
+    ),
+    (
+        "Felix",
+        "playing the piano in the shared studio",
+        "Priya",
+        "painting at the easel",
+        true,
+        true,
+    ),
+    (
+        "Tomasz",
+        "relaxing at home",
+        "Anna",
+        "having dinner",
+        true,
+        true,
+    ),
+    (
+        "Astrid",
+        "volunteering in the park gardens, weeding",
+        "Eleanor",
+        "taking a stroll through the park",
+        true,
+        true,
+    ),
+    (
+        "Emeka",
+        "studying for an exam at the library",
+        "Lucia",
+        "studying at the next table",
+        false,
+        false,
+    ),
+    (
+        "Mateo",
+        "eating lunch at the cafe",
+        "Jordan",
+        "eating lunch at the next table",
+        false,
+        true,
+    ),
+    ("Ngozi", "sleeping", "Chidi", "sleeping", true, false),
+    (
+        "Samir",
+        "buying groceries at the market",
+        "Henrik",
+        "buying fruit at the market",
+        false,
+        true,
+    ),
+    (
+        "Priya",
+        "grading lab reports in the faculty office",
+        "Chidi",
+        "grading essays in the faculty office",
+        true,
+        false,
+    ),
+];
+
+#[test]
+fn agents_who_meet_talk_when_people_would() {
+    use agora_server::cognition::deciding::{CLOSED, OPEN, TalkRater};
+    let vectors = |texts: &[&str]| embedder().embed(texts).unwrap().vectors;
+    let rater = TalkRater::from_vectors(vectors(OPEN), vectors(CLOSED));
+    let n = WHETHER_TO_TALK.len();
+    let (mut minilm, mut model, mut calibrated, mut rule) = (0, 0, 0, 0);
+    for (i, &(me, doing, other, other_doing, know, expected)) in WHETHER_TO_TALK.iter().enumerate()
+    {
+        let v = vectors(&[doing, other_doing]);
+        let by_minilm = rater.talk(&v[0], &v[1], know);
+        let relation = if know {
+            format!("{me} knows {other} well")
+        } else {
+            format!("{me} does not know {other}")
+        };
+        let yes_no = |prompt: &str| {
+            let s = language_model()
+                .score(&ScoreRequest {
+                    prompt: prompt.to_string(),
+                    candidates: vec![" yes".into(), " no".into()],
+                })
+                .unwrap();
+            s.logprobs[0] - s.logprobs[1]
+        };
+        let margin = yes_no(&format!(
+            "{me} is {doing}. {other} is {other_doing}, close by. {relation}. Does {me} start a conversation with {other} now? Answer:"
+        ));
+        let baseline = yes_no(&format!(
+            "{me} is doing something. {other} is close by. Does {me} start a conversation with {other} now? Answer:"
+        ));
+        let by_model = margin > 0.0;
+        let by_calibrated = margin - baseline > 0.0;
+        // The old rule: a 1-in-4 chance, drawn the same way every run.
+        let by_rule = i % 4 == 0;
+        minilm += usize::from(by_minilm == expected);
+        model += usize::from(by_model == expected);
+        calibrated += usize::from(by_calibrated == expected);
+        rule += usize::from(by_rule == expected);
+        eprintln!(
+            "talk: {me} ({doing}) / {other} ({other_doing}): minilm {by_minilm} (openness {:.2}, {:.2}), \
+             gemma {by_model} ({margin:.2}), calibrated {by_calibrated}, expected {expected}",
+            rater.openness(&v[0]),
+            rater.openness(&v[1])
+        );
+    }
+    eprintln!(
+        "whether to talk, {n} meetings: minilm openness {minilm}/{n}, gemma-270m yes/no {model}/{n}, \
+         calibrated {calibrated}/{n}, a 1-in-4 chance {rule}/{n}"
+    );
+    assert!(minilm * 4 >= n * 3, "MiniLM decided {minilm}/{n} right");
+    assert!(
+        minilm >= model.max(calibrated).max(rule),
+        "another method ({model}, {calibrated}, {rule}) beats MiniLM ({minilm}): use it"
+    );
+}

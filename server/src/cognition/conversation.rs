@@ -1,11 +1,12 @@
 //! Conversations: agents who meet talk, and agents answer players who speak to them.
 //!
 //! - **Who talks.** Two free, awake agents within [`DialogueSettings::talk_radius`] tiles of
-//!   each other, who have not talked for [`DialogueSettings::cooldown_ms`] and have model
-//!   budget left, start a conversation with a chance of [`DialogueSettings::start_chance`] per
-//!   step, drawn from the run's seed ([`super::budget`]: talk among agents is a reaction). (A rule for now: a scored decision replaces it once a
-//!   labelled set shows that it beats this.) A player's line heard by free agents starts a
-//!   conversation with the nearest of them; players come first, whatever the budget.
+//!   each other, who have not talked for [`DialogueSettings::cooldown_ms`], have model budget
+//!   left and whose activities are open to a chat ([`super::deciding`], a scored decision),
+//!   start a conversation with a chance of [`DialogueSettings::start_chance`] per step
+//!   (which only spreads when), drawn from the run's seed ([`super::budget`]: talk among agents
+//!   is a reaction). A player's line heard by free agents starts a conversation with the
+//!   nearest of them; players come first, whatever the budget.
 //! - **Each line** is written by the language model from `assets/prompts/conversation.txt`:
 //!   the speaker's persona, what it is doing and where, up to 5 memories it retrieves about the
 //!   listener and what was just said, and the conversation so far, in which a player's words are
@@ -19,6 +20,7 @@
 //! reproducible; in `serve` when it arrives.
 
 use super::budget::{Need, TokenBudget};
+use super::deciding::{ActivityVectors, TalkRater};
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
 use super::planning::PlanningSettings;
@@ -383,8 +385,7 @@ fn quoted(text: &str) -> String {
 }
 
 fn converse(
-    clock: Res<GameClock>,
-    seed: Res<WorldSeed>,
+    (clock, seed): (Res<GameClock>, Res<WorldSeed>),
     map: Res<TownMap>,
     occupancy: Res<Occupancy>,
     setup: Res<DialogueSetup>,
@@ -399,6 +400,7 @@ fn converse(
     actors: Query<ActorView>,
     mut streams: Query<&mut MemoryStream, With<Agent>>,
     mut next_meeting: Local<GameTime>,
+    (rater, activity_vectors): (Option<Res<TalkRater>>, Res<ActivityVectors>),
 ) {
     let now = clock.now;
     let settings = setup.settings;
@@ -546,6 +548,9 @@ fn converse(
                 .collect();
             near.sort();
             for (other_id, other) in near {
+                if !wants_to_talk(*me, other, &actors, rater.as_deref(), &activity_vectors) {
+                    continue;
+                }
                 let draw = stable_hash(&format!("{}:{}:{id}:{other_id}", seed.0, clock.tick));
                 if ChaCha8Rng::seed_from_u64(draw).random_bool(settings.start_chance) {
                     taken.extend([*me, other]);
@@ -640,6 +645,41 @@ fn converse(
             }
         }
     }
+}
+
+/// Whether two agents who meet would talk ([`TalkRater`]): only once both activities are
+/// embedded; people whose personas name each other count as acquainted.
+fn wants_to_talk(
+    a: Entity,
+    b: Entity,
+    actors: &Query<ActorView>,
+    rater: Option<&TalkRater>,
+    vectors: &ActivityVectors,
+) -> bool {
+    let (Ok(a), Ok(b), Some(rater)) = (actors.get(a), actors.get(b), rater) else {
+        return false;
+    };
+    let vector = |x: &(
+        Entity,
+        &ActorId,
+        Option<&Name>,
+        &Position,
+        Option<&Activity>,
+        bool,
+        Option<&AgentPersona>,
+    )| { x.4.and_then(|act| vectors.get(&act.description)) };
+    let (Some(va), Some(vb)) = (vector(&a), vector(&b)) else {
+        return false;
+    };
+    let names = |x: &AgentPersona, other: &ActorId| {
+        (x.persona.relationships.iter())
+            .any(|r| other.0 == r.with || other.0.starts_with(&format!("{}#", r.with)))
+    };
+    let acquainted = match (a.6, b.6) {
+        (Some(pa), Some(pb)) => names(pa, b.1) || names(pb, a.1),
+        _ => false,
+    };
+    rater.talk(va, vb, acquainted)
 }
 
 /// News as said: the model's wording if every content word of it comes from the memory or

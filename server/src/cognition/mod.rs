@@ -12,6 +12,7 @@
 
 pub mod budget;
 mod conversation;
+pub mod deciding;
 pub mod interview;
 pub mod model_queue;
 mod perception;
@@ -114,6 +115,7 @@ pub fn plugin(app: &mut App) {
         reflection::plugin,
         spatial::plugin,
         planning::plugin,
+        deciding::plugin,
     ))
     .init_resource::<budget::TokenBudget>();
 }

@@ -35,7 +35,10 @@ fn assets() -> PathBuf {
 /// are not here; the one with each other kept).
 fn haddads() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for (id, other) in [("leila_haddad", "samir_haddad"), ("samir_haddad", "leila_haddad")] {
+    for (id, other) in [
+        ("leila_haddad", "samir_haddad"),
+        ("samir_haddad", "leila_haddad"),
+    ] {
         let file = format!("{id}.toml");
         let text = std::fs::read_to_string(assets().join("personas").join(&file)).unwrap();
         let mut parts = text.split("[[relationships]]");

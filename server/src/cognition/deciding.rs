@@ -95,7 +95,9 @@ pub fn plugin(app: &mut App) {
         Update,
         (
             apply_vectors.in_set(CognitionSystems::Remember),
-            request_vectors.in_set(CognitionSystems::Embed),
+            request_vectors
+                .in_set(CognitionSystems::Embed)
+                .after(super::remembering::request_embeddings),
         )
             .run_if(resource_exists::<super::DialogueSetup>),
     );

@@ -29,7 +29,7 @@ use super::spatial::{PlaceIndex, SpatialMemory};
 use super::{CognitionSystems, DialogueSetup};
 use crate::actors::{Action, Activity, ActorCommand};
 use crate::agents::routine::{self, Target};
-use crate::agents::{AgentPersona, AgentSeed, BrainSystems, RoutineBrain, stable_hash};
+use crate::agents::{Agent, AgentPersona, AgentSeed, BrainSystems, RoutineBrain, stable_hash};
 use crate::happenings::Happened;
 use crate::memory::{MemoryId, MemoryKind, MemoryStream, NewMemory, RetrievalWeights, Triple};
 use crate::time::GameClock;
@@ -199,7 +199,8 @@ impl DayPlan {
 struct Draft {
     day: i64,
     slots: Vec<PlannedSlot>,
-    free: usize,
+    /// `None`: no free stretch, the plan is the routine's day.
+    free: Option<usize>,
     because: Option<(MemoryId, String)>,
 }
 
@@ -361,27 +362,13 @@ fn step_minutes(minutes: i64, n: usize) -> i64 {
     (each - each % 5).clamp(5, 15)
 }
 
-impl PlannedSlot {
-    /// The slot as the log shows it.
-    fn item(&self) -> PlanItem {
-        PlanItem {
-            start: at_minute(self.start),
-            end: at_minute(self.end),
-            activity: self.description.clone(),
-            location: self.location.clone(),
-        }
-    }
-}
-
-impl Step {
-    /// The step as the log shows it.
-    fn item(&self) -> PlanItem {
-        PlanItem {
-            start: at_minute(self.start),
-            end: at_minute(self.end),
-            activity: self.description.clone(),
-            location: self.location.clone(),
-        }
+/// A stretch of a plan as the log shows it.
+fn item(start: i64, end: i64, activity: &str, location: &str) -> PlanItem {
+    PlanItem {
+        start: at_minute(start),
+        end: at_minute(end),
+        activity: activity.to_string(),
+        location: location.to_string(),
     }
 }
 
@@ -413,7 +400,8 @@ struct Context<'a> {
 }
 
 /// The agent a planning step is for.
-struct Agent<'a> {
+struct Who<'a> {
+    entity: Entity,
     id: &'a ActorId,
     name: String,
     persona: &'a AgentPersona,
@@ -449,7 +437,7 @@ fn plan(
     mut results: MessageReader<ModelResult>,
     mut happened: MessageWriter<Happened>,
     mut restored: ResMut<RestoredPlans>,
-    mut agents: Query<PlanningAgent, With<crate::agents::Agent>>,
+    mut agents: Query<PlanningAgent, With<Agent>>,
 ) {
     let cx = Context {
         map: &map,
@@ -476,7 +464,8 @@ fn plan(
             }
             continue;
         };
-        let mut agent = Agent {
+        let mut agent = Who {
+            entity,
             id,
             name: display_name(id, name),
             persona,
@@ -498,11 +487,15 @@ fn plan(
                 Err(e) => warn!("{}: planning failed ({e}); the routine goes on", id.0),
             }
             let mut made = |draft: Draft, intent: Option<String>, planner: &mut Planner| {
-                let plan = made_plan(&cx, &mut agent, draft, intent, &mut happened);
-                planner.plans += 1;
-                (commands.entity(entity))
-                    .remove::<RoutineBrain>()
-                    .insert(plan);
+                adopt(
+                    &cx,
+                    &mut commands,
+                    &mut happened,
+                    &mut agent,
+                    planner,
+                    draft,
+                    intent,
+                );
             };
             planner.pending = match (pending, &answer.output) {
                 (Pending::Intent(draft), Ok(JobOutput::Generated(g))) => {
@@ -575,7 +568,7 @@ fn plan(
                         place_steps(&cx, slot, start, end, &steps, &e.vectors);
                         let steps = (slot.steps.iter())
                             .filter(|s| s.start >= start && s.end <= end)
-                            .map(Step::item)
+                            .map(|s| item(s.start, s.end, &s.description, &s.location))
                             .collect();
                         happened.write(Happened(Event::StepsPlanned {
                             agent: id.0.clone(),
@@ -618,28 +611,12 @@ fn plan(
             // 3. A new day (not while asleep at the end of the last one): plan it.
             None if !slot.is_sleep() && may_plan => {
                 let slots = routine_slots(cx.map, &persona.persona, agent_seed.0, day, minute);
-                match free_stretch(&slots, minute, settings.min_free_minutes) {
-                    Some(free) => Some(Draft {
-                        day,
-                        slots,
-                        free,
-                        because: None,
-                    }),
-                    None => {
-                        let draft = Draft {
-                            day,
-                            slots,
-                            free: 0,
-                            because: None,
-                        };
-                        let plan = made_plan(&cx, &mut agent, draft, None, &mut happened);
-                        planner.plans += 1;
-                        (commands.entity(entity))
-                            .remove::<RoutineBrain>()
-                            .insert(plan);
-                        None
-                    }
-                }
+                Some(Draft {
+                    day,
+                    free: free_stretch(&slots, minute, settings.min_free_minutes),
+                    slots,
+                    because: None,
+                })
             }
             None => None,
             // 4. Something important noticed: re-plan the next while for it.
@@ -649,7 +626,7 @@ fn plan(
                 free.map(|free| Draft {
                     day: current.day,
                     slots,
-                    free,
+                    free: Some(free),
                     because: noticed,
                 })
             }
@@ -671,9 +648,21 @@ fn plan(
                 None
             }
         };
-        if let Some(draft) = draft {
-            let request = intent_request(&cx, &mut agent, &draft, planner.plans);
-            planner.pending = submit(&mut queue, entity, request, Pending::Intent(draft));
+        match draft {
+            Some(draft) if draft.free.is_some() => {
+                let request = intent_request(&cx, &mut agent, &draft, planner.plans);
+                planner.pending = submit(&mut queue, entity, request, Pending::Intent(draft));
+            }
+            Some(draft) => adopt(
+                &cx,
+                &mut commands,
+                &mut happened,
+                &mut agent,
+                &mut planner,
+                draft,
+                None,
+            ),
+            None => {}
         }
     }
 }
@@ -798,7 +787,10 @@ fn insert_intent(
     tile: TilePos,
     location: String,
 ) {
-    let stretch = draft.slots[draft.free].clone();
+    let Some(free) = draft.free else {
+        return;
+    };
+    let stretch = draft.slots[free].clone();
     let lead = if draft.because.is_some() { 0 } else { 5 };
     let start = stretch.start.max(cx.minute + lead);
     let end = (start + cx.setup.planning.intent_minutes).min(stretch.end);
@@ -829,13 +821,12 @@ fn insert_intent(
             ..stretch
         });
     }
-    let free = draft.free;
     draft.slots.splice(free..=free, replaced);
 }
 
 /// The prompt for an intent: the memories it draws on are those retrieved for the day's plans,
 /// or, for a reaction, for what the agent noticed.
-fn intent_request(cx: &Context, agent: &mut Agent, draft: &Draft, plans: u32) -> JobRequest {
+fn intent_request(cx: &Context, agent: &mut Who, draft: &Draft, plans: u32) -> JobRequest {
     let query = match &draft.because {
         Some((memory, _)) => agent.stream.embedding(*memory).map(<[f32]>::to_vec),
         None => None,
@@ -867,7 +858,7 @@ fn intent_request(cx: &Context, agent: &mut Agent, draft: &Draft, plans: u32) ->
             )
         })
         .collect();
-    let stretch = &draft.slots[draft.free];
+    let stretch = &draft.slots[draft.free.unwrap_or(0)];
     let p = &agent.persona.persona;
     let day = if outings.is_empty() {
         "at home".to_string()
@@ -906,7 +897,7 @@ fn intent_request(cx: &Context, agent: &mut Agent, draft: &Draft, plans: u32) ->
 /// The prompt for an hour's steps.
 fn steps_request(
     cx: &Context,
-    agent: &Agent,
+    agent: &Who,
     slot: &PlannedSlot,
     start: i64,
     end: i64,
@@ -963,14 +954,16 @@ fn place_steps(
     slot.steps.sort_by_key(|s| s.start);
 }
 
-/// A plan is made: the agent remembers it, and the log says so. Returns the plan to follow.
-fn made_plan(
+/// A plan is made: the agent remembers it, the log says so, and the agent follows it.
+fn adopt(
     cx: &Context,
-    agent: &mut Agent,
+    commands: &mut Commands,
+    happened: &mut MessageWriter<Happened>,
+    agent: &mut Who,
+    planner: &mut Planner,
     draft: Draft,
     intent: Option<String>,
-    happened: &mut MessageWriter<Happened>,
-) -> DayPlan {
+) {
     let home = cx
         .map
         .resolve(&agent.persona.persona.home)
@@ -995,14 +988,21 @@ fn made_plan(
         day: game_day,
         intent: intent.clone(),
         because: draft.because.map(|(_, d)| d),
-        items: draft.slots.iter().map(PlannedSlot::item).collect(),
+        items: draft
+            .slots
+            .iter()
+            .map(|s| item(s.start, s.end, &s.description, &s.location))
+            .collect(),
     }));
-    DayPlan {
-        day: draft.day,
-        intent,
-        slots: draft.slots,
-        decomposed: BTreeSet::new(),
-    }
+    planner.plans += 1;
+    (commands.entity(agent.entity))
+        .remove::<RoutineBrain>()
+        .insert(DayPlan {
+            day: draft.day,
+            intent,
+            slots: draft.slots,
+            decomposed: BTreeSet::new(),
+        });
 }
 
 /// Agents with a plan do what it says now: the step under way, else the slot; they decide

@@ -142,7 +142,7 @@ fn apply_embeddings(
 
 /// Sends every agent's new memories to the embedder, agents in id order so that batches are
 /// the same in every run.
-fn request_embeddings(
+pub(super) fn request_embeddings(
     mut queue: ModelQueue,
     mut pending: ResMut<PendingEmbeddings>,
     mut streams: Query<(Entity, &ActorId, &mut MemoryStream)>,

@@ -21,7 +21,7 @@ const TEXTS_PER_CALL: usize = 256;
 
 /// Embedding calls in flight: which memory each text belongs to.
 #[derive(Resource, Debug, Default)]
-struct PendingEmbeddings {
+pub(super) struct PendingEmbeddings {
     calls: BTreeMap<JobId, Vec<(Entity, MemoryId)>>,
     /// Whether the last attempt failed (warn once per outage, not once per tick).
     failing: bool,

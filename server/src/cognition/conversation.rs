@@ -690,7 +690,7 @@ fn told_news(line: Option<String>, news: &str, names: &[String]) -> String {
     match line {
         Some(line) if super::interview::unsupported_words(&line, &sources).is_empty() => line,
         _ => {
-            let mut quoted: String = format!("Did you hear? {}", news_core(news));
+            let mut quoted: String = news_core(news).to_string();
             if quoted.chars().count() > MAX_SAY_CHARS {
                 quoted = quoted.chars().take(MAX_SAY_CHARS).collect();
             }
@@ -740,6 +740,8 @@ fn news_for(
 ) -> Option<MemoryId> {
     (stream.iter())
         .filter(|m| m.importance.is_some_and(|i| i >= NEWS_IMPORTANCE))
+        // A question someone asked is not news.
+        .filter(|m| !m.description.trim_end_matches(['"', '\'']).ends_with('?'))
         .filter(|m| match (&m.kind, &m.triple) {
             (MemoryKind::Thought, triple) => triple.is_none() && m.evidence.is_empty(),
             (_, Some(t)) => t.subject != name && t.subject != listener_name,
@@ -898,7 +900,7 @@ mod tests {
                 memory,
                 &names
             ),
-            "Did you hear? Bo is planning a harvest party.",
+            "Bo is planning a harvest party.",
             "words not in the memory: the memory is told instead"
         );
     }

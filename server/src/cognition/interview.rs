@@ -1,7 +1,7 @@
 //! Interviews: ask an agent of a finished run a question, and it answers from its memory
-//! stream, citing the memories it drew on. Grounded by construction: retrieval (recency,
-//! importance and relevance to the question) picks the memory that answers, and the language
-//! model only words that memory (`assets/prompts/interview.txt`, greedy). The 270M model
+//! stream, citing the memories it drew on. Grounded by construction: the memory most relevant
+//! to the question (MiniLM cosine) is the one that answers, and the language model only words
+//! that memory (`assets/prompts/interview.txt`, greedy). The 270M model
 //! invents freely when it is given room (see the design notes), so its wording is kept only if
 //! every content word in it comes from the memory or the question; otherwise the agent quotes
 //! the memory. When no memory is relevant enough, the model is not asked and the agent says it
@@ -149,10 +149,17 @@ pub fn interview(
             Some((memory, r.score, relevance))
         })
         .collect();
-    let Some((best, _, _)) = recalled
-        .iter()
-        .find(|(_, _, relevance)| *relevance >= MIN_RELEVANCE)
-    else {
+    // The answer draws on the most relevant memory, whatever its age or importance (cosine
+    // found the answering memory 13 times in 15 on the labelled set, retrieval's blend less
+    // often once recent chatter crowds the stream); the retrieval list is shown beside it.
+    let most_relevant = (memories.iter().enumerate())
+        .filter_map(|(i, m)| {
+            let vector = stream.embedding(MemoryId(i as u32))?;
+            Some((m, dot(vector, &query)))
+        })
+        .filter(|(_, relevance)| *relevance >= MIN_RELEVANCE)
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id)));
+    let Some((best, _)) = most_relevant else {
         return Ok(Interview {
             answer: NOTHING_REMEMBERED.into(),
             drawn_from: None,

@@ -77,7 +77,7 @@ impl Default for PlanningSettings {
             intent_minutes: 90,
             memories: 5,
             ahead_minutes: 60,
-            react_importance: 7,
+            react_importance: 8,
             react_minutes: 60,
             react_cooldown_minutes: 120,
         }

@@ -73,6 +73,13 @@ pub struct Usage {
     pub elapsed: Duration,
 }
 
+impl Usage {
+    /// Prompt and output tokens together: what a token budget counts.
+    pub fn tokens(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Generation {
     pub text: String,

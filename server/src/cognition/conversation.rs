@@ -434,8 +434,7 @@ fn converse(
             .collect();
         let line = match &result.output {
             Ok(JobOutput::Generated(g)) => {
-                let tokens = g.usage.prompt_tokens + g.usage.completion_tokens;
-                budget.spend(speaker, now, tokens);
+                budget.spend(speaker, now, g.usage.tokens());
                 let line = spoken_line(&g.text, &names);
                 match conversation.news.take() {
                     Some(news) => Some(told_news(line, &news, &names)),
@@ -659,16 +658,8 @@ fn wants_to_talk(
     let (Ok(a), Ok(b), Some(rater)) = (actors.get(a), actors.get(b), rater) else {
         return false;
     };
-    let vector = |x: &(
-        Entity,
-        &ActorId,
-        Option<&Name>,
-        &Position,
-        Option<&Activity>,
-        bool,
-        Option<&AgentPersona>,
-    )| { x.4.and_then(|act| vectors.get(&act.description)) };
-    let (Some(va), Some(vb)) = (vector(&a), vector(&b)) else {
+    let vector = |activity: Option<&Activity>| activity.and_then(|x| vectors.get(&x.description));
+    let (Some(va), Some(vb)) = (vector(a.4), vector(b.4)) else {
         return false;
     };
     let names = |x: &AgentPersona, other: &ActorId| {

@@ -148,9 +148,11 @@ fn request_vectors(
     if cache.pending.is_some() {
         return;
     }
+    // Every tick in `serve`: only texts not seen before are copied.
     let new: BTreeSet<String> = (agents.iter())
-        .map(|a| a.description.clone())
-        .filter(|d| !d.is_empty() && !cache.vectors.contains_key(d))
+        .map(|a| &a.description)
+        .filter(|d| !d.is_empty() && !cache.vectors.contains_key(*d))
+        .cloned()
         .collect();
     let with_rater = rater.is_none();
     if new.is_empty() && !with_rater {

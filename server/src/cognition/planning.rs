@@ -480,8 +480,7 @@ fn plan(
             let (_, pending) = planner.pending.take().expect("checked");
             match &answer.output {
                 Ok(JobOutput::Generated(g)) => {
-                    let tokens = g.usage.prompt_tokens + g.usage.completion_tokens;
-                    budget.spend(entity, cx.now, tokens);
+                    budget.spend(entity, cx.now, g.usage.tokens());
                 }
                 Ok(_) => {}
                 Err(e) => warn!("{}: planning failed ({e}); the routine goes on", id.0),

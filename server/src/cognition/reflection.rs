@@ -98,11 +98,7 @@ fn reflect(
             reflections.since = now;
             match &answer.output {
                 Ok(JobOutput::Generated(g)) => {
-                    budget.spend(
-                        entity,
-                        now,
-                        g.usage.prompt_tokens + g.usage.completion_tokens,
-                    );
+                    budget.spend(entity, now, g.usage.tokens());
                     if let Some(line) = spoken_line(&g.text, std::slice::from_ref(&name)) {
                         stream.write(
                             NewMemory {

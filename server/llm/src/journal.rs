@@ -227,6 +227,14 @@ impl LanguageModel for Recorder {
         );
         Ok(scores)
     }
+
+    fn concurrency(&self) -> usize {
+        self.model.as_ref().map_or(1, |m| m.concurrency())
+    }
+
+    fn batching(&self) -> Option<crate::BatchStats> {
+        self.model.as_ref().and_then(|m| m.batching())
+    }
 }
 
 impl TextEmbedder for Recorder {

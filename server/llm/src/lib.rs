@@ -53,13 +53,18 @@ pub struct GenerateRequest {
 impl GenerateRequest {
     /// Cuts `text` before the first stop sequence in it; true if there was one.
     pub fn cut_at_stop(&self, text: &mut String) -> bool {
-        match self.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-            Some(cut) => {
-                text.truncate(cut);
-                true
-            }
-            None => false,
+        cut_at_stop(&self.stop, text)
+    }
+}
+
+/// Cuts `text` before the first of `stop` in it; true if there was one.
+pub fn cut_at_stop(stop: &[String], text: &mut String) -> bool {
+    match stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+        Some(cut) => {
+            text.truncate(cut);
+            true
         }
+        None => false,
     }
 }
 
@@ -128,4 +133,74 @@ pub trait LanguageModel: Send + Sync {
     fn name(&self) -> &str;
     fn generate(&self, request: &GenerateRequest) -> Result<Generation, LlmError>;
     fn score(&self, request: &ScoreRequest) -> Result<Scores, LlmError>;
+
+    /// Calls worth having in flight at once: the worker pool runs this many model workers.
+    /// A backend that batches (the embedded model, a vLLM or llama.cpp server) serves them
+    /// together; one that does not gains nothing from more than 1.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
+    /// How the backend has batched its calls so far, if it batches them itself.
+    fn batching(&self) -> Option<BatchStats> {
+        None
+    }
+}
+
+/// What continuous batching did: how full the passes were, what decoding cost per step, how
+/// much of the prompts the prefix cache saved.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct BatchStats {
+    /// Forward passes run.
+    pub passes: u64,
+    /// Passes by the number of sequences in them (index = sequences).
+    pub sequences_per_pass: Vec<u64>,
+    pub max_sequences: usize,
+    /// Passes of decode steps only, their tokens and time: the steady decoding rate.
+    pub decode_passes: u64,
+    pub decode_tokens: u64,
+    pub decode_seconds: f64,
+    /// The other passes (with prompt chunks or candidates).
+    pub other_tokens: u64,
+    pub other_seconds: f64,
+    /// The latest decode-only pass times, in ms (a bounded window, for percentiles).
+    #[serde(skip)]
+    pub recent_decode_ms: Vec<f32>,
+    pub prompt_tokens: u64,
+    /// Prompt tokens read from the prefix cache instead of computed.
+    pub reused_prompt_tokens: u64,
+    pub prefix_lookups: u64,
+    pub prefix_hits: u64,
+    pub prefix_cache_bytes: usize,
+}
+
+impl BatchStats {
+    /// Sequences per pass, on average.
+    pub fn mean_sequences(&self) -> f64 {
+        let weighted: u64 = (self.sequences_per_pass.iter().enumerate())
+            .map(|(n, &count)| n as u64 * count)
+            .sum();
+        weighted as f64 / self.passes.max(1) as f64
+    }
+
+    /// Decoded tokens per second over the decode-only passes.
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.decode_tokens as f64 / self.decode_seconds.max(1e-9)
+    }
+
+    /// The `p`-th percentile (0-100) of the recent decode-only pass times, in ms.
+    pub fn decode_step_ms(&self, p: f64) -> f64 {
+        let mut times: Vec<f32> = self.recent_decode_ms.clone();
+        if times.is_empty() {
+            return 0.0;
+        }
+        times.sort_by(f32::total_cmp);
+        let rank = ((p / 100.0) * (times.len() - 1) as f64).round() as usize;
+        f64::from(times[rank.min(times.len() - 1)])
+    }
+
+    /// Share of lookups that found a cached prefix.
+    pub fn prefix_hit_rate(&self) -> f64 {
+        self.prefix_hits as f64 / self.prefix_lookups.max(1) as f64
+    }
 }

@@ -99,15 +99,33 @@ struct Job<T> {
     submitted: Instant,
 }
 
+/// Which workers serve a job: language-model calls and embeddings have workers of their own,
+/// so a batch of generations in flight never holds up the memories' vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Model = 0,
+    Embed = 1,
+}
+
+impl JobRequest {
+    fn lane(&self) -> Lane {
+        match self {
+            JobRequest::Generate(_) | JobRequest::Score(_) => Lane::Model,
+            JobRequest::Embed(_) => Lane::Embed,
+        }
+    }
+}
+
 struct Queue<T> {
-    levels: [VecDeque<Job<T>>; 3],
+    /// Per lane, per priority level.
+    lanes: [[VecDeque<Job<T>>; 3]; 2],
     closed: bool,
 }
 
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
-            levels: Default::default(),
+            lanes: Default::default(),
             closed: false,
         }
     }
@@ -115,7 +133,13 @@ impl<T> Default for Queue<T> {
 
 impl<T> Queue<T> {
     fn len(&self) -> usize {
-        self.levels.iter().map(VecDeque::len).sum()
+        self.lanes.iter().flatten().map(VecDeque::len).sum()
+    }
+
+    fn pop(&mut self, lane: Lane) -> Option<Job<T>> {
+        self.lanes[lane as usize]
+            .iter_mut()
+            .find_map(VecDeque::pop_front)
     }
 }
 
@@ -128,6 +152,7 @@ pub struct WorkerPool<T = ()> {
     in_flight: Arc<AtomicU64>,
     pub metrics: Arc<Mutex<LlmMetrics>>,
     stopped: Arc<AtomicBool>,
+    model: Option<Arc<dyn LanguageModel>>,
 }
 
 impl<T: Send + 'static> WorkerPool<T> {
@@ -138,6 +163,10 @@ impl<T: Send + 'static> WorkerPool<T> {
 
     /// As [`Self::start`], and serving [`JobRequest::Embed`] with `embedder`. Without a
     /// `model`, generate and score calls fail (a world that only embeds memories).
+    ///
+    /// Model calls get `workers` threads, or as many as the model can serve at once
+    /// ([`LanguageModel::concurrency`]: the embedded model batches that many); embeddings get
+    /// one thread of their own.
     pub fn start_with_embedder(
         model: Option<Arc<dyn LanguageModel>>,
         embedder: Option<Arc<dyn TextEmbedder>>,
@@ -149,7 +178,11 @@ impl<T: Send + 'static> WorkerPool<T> {
         let metrics = Arc::new(Mutex::new(LlmMetrics::default()));
         let in_flight = Arc::new(AtomicU64::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
-        for n in 0..workers.max(1) {
+        let model_workers = workers.max(model.as_ref().map_or(1, |m| m.concurrency()));
+        let lanes = (0..model_workers.max(1))
+            .map(|n| (Lane::Model, format!("llm-worker-{n}")))
+            .chain(std::iter::once((Lane::Embed, "llm-embedder".to_string())));
+        for (lane, name) in lanes {
             let (queue, sender, model, embedder, metrics, in_flight) = (
                 queue.clone(),
                 sender.clone(),
@@ -159,13 +192,13 @@ impl<T: Send + 'static> WorkerPool<T> {
                 in_flight.clone(),
             );
             let spawned = std::thread::Builder::new()
-                .name(format!("llm-worker-{n}"))
+                .name(name.clone())
                 .spawn(move || {
                     let backends = (model.as_deref(), embedder.as_deref());
-                    serve(&queue, &sender, backends, &metrics, &in_flight)
+                    serve(&queue, lane, &sender, backends, &metrics, &in_flight)
                 });
             if let Err(e) = spawned {
-                tracing::error!("cannot start model worker {n}: {e}");
+                tracing::error!("cannot start model worker {name}: {e}");
             }
         }
         Self {
@@ -176,6 +209,7 @@ impl<T: Send + 'static> WorkerPool<T> {
             in_flight,
             metrics,
             stopped,
+            model,
         }
     }
 }
@@ -206,14 +240,16 @@ impl<T> WorkerPool<T> {
             )));
         }
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        queue.levels[priority as usize].push_back(Job {
+        let lane = request.lane() as usize;
+        queue.lanes[lane][priority as usize].push_back(Job {
             id,
             requester,
             purpose,
             request,
             submitted: Instant::now(),
         });
-        ready.notify_one();
+        // Workers of both lanes wait on one condition: wake them all, the right one takes it.
+        ready.notify_all();
         Ok(id)
     }
 
@@ -242,6 +278,11 @@ impl<T> WorkerPool<T> {
         self.metrics.lock().map(|m| m.summary()).unwrap_or_default()
     }
 
+    /// How the model has batched its calls, if it batches them itself.
+    pub fn batching(&self) -> Option<crate::BatchStats> {
+        self.model.as_ref().and_then(|m| m.batching())
+    }
+
     /// Jobs waiting plus jobs running.
     pub fn pending(&self) -> usize {
         let queued = self.queue.0.lock().map(|q| q.len()).unwrap_or(0);
@@ -266,6 +307,7 @@ impl<T> Drop for WorkerPool<T> {
 
 fn serve<T>(
     queue: &(Mutex<Queue<T>>, Condvar),
+    lane: Lane,
     sender: &Sender<JobResult<T>>,
     (model, embedder): (Option<&dyn LanguageModel>, Option<&dyn TextEmbedder>),
     metrics: &Mutex<LlmMetrics>,
@@ -279,7 +321,7 @@ fn serve<T>(
                 if q.closed {
                     return;
                 }
-                if let Some(job) = q.levels.iter_mut().find_map(VecDeque::pop_front) {
+                if let Some(job) = q.pop(lane) {
                     in_flight.fetch_add(1, Ordering::Relaxed);
                     break job;
                 }

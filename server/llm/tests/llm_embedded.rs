@@ -4,31 +4,15 @@
 use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_llm::{GenerateRequest, LanguageModel, LlmError, SamplingParams, ScoreRequest};
 use serde_json::Value;
+
+mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-
-fn model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("AGORA_MODEL") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("AGORA_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/agora/models")
-        });
-    let path = cache.join("gemma-3-270m-q4_k_m.gguf");
-    assert!(
-        path.exists(),
-        "no model at {}: run scripts/fetch-models first",
-        path.display()
-    );
-    path
-}
 
 fn model() -> &'static EmbeddedModel {
     static MODEL: OnceLock<EmbeddedModel> = OnceLock::new();
     MODEL.get_or_init(|| {
-        EmbeddedModel::load(&model_path(), EmbeddedOptions::default()).expect("model loads")
+        EmbeddedModel::load(&common::default_model(), EmbeddedOptions::default()).expect("model loads")
     })
 }
 

@@ -408,6 +408,11 @@ impl LanguageModel for OpenAiModel {
             ScoringMode::FirstToken => self.score_first_token(request),
         }
     }
+
+    /// The in-flight cap: a vLLM or llama.cpp server batches the calls it gets at once.
+    fn concurrency(&self) -> usize {
+        self.config.max_in_flight.max(1)
+    }
 }
 
 impl TextEmbedder for OpenAiModel {

@@ -1,4 +1,6 @@
 //! Fixtures shared by agora-llm's integration tests.
+// Each test crate uses some of these.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -14,4 +16,18 @@ pub fn llama_cpp_python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// The default model file (`$AGORA_MODEL` overrides it); `scripts/fetch-models` puts it there.
+pub fn default_model() -> PathBuf {
+    if let Some(p) = std::env::var_os("AGORA_MODEL") {
+        return PathBuf::from(p);
+    }
+    let path = agora_llm::locate::model_cache().join("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.exists(),
+        "no model at {}: run scripts/fetch-models first",
+        path.display()
+    );
+    path
 }

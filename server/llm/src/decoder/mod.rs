@@ -21,12 +21,16 @@
 
 use crate::LlmError;
 use crate::gguf::GgufFile;
-use crate::kernels::dot;
 use crate::kernels::linear::Linear;
-use crate::kernels::{activation, parallel};
+use crate::kernels::activation;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
+
+mod attention;
+mod cache;
+
+pub use cache::{KvBlock, KvCache, SharedKv};
 
 /// The architectures this forward pass runs (`general.architecture`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,80 +182,6 @@ pub struct Decoder {
     embed_scale: Option<f64>,
 }
 
-/// Keys and values of one sequence, per layer: `(kv_heads, capacity, head_dim)` buffers.
-#[derive(Clone)]
-pub struct KvCache {
-    keys: Vec<Tensor>,
-    values: Vec<Tensor>,
-    /// Absolute position of each cached entry (positions may repeat across segments).
-    pub positions: Vec<usize>,
-}
-
-impl KvCache {
-    pub fn len(&self) -> usize {
-        self.positions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
-    }
-
-    /// Forgets everything after the first `len` entries.
-    pub fn truncate(&mut self, len: usize) {
-        self.positions.truncate(len);
-    }
-
-    /// A deep copy of the first `len` entries (a prompt-prefix snapshot).
-    pub fn snapshot(&self, len: usize) -> Result<KvCache, LlmError> {
-        let len = len.min(self.len());
-        Ok(KvCache {
-            keys: copy_prefix(&self.keys, len, len.max(16))?,
-            values: copy_prefix(&self.values, len, len.max(16))?,
-            positions: self.positions[..len].to_vec(),
-        })
-    }
-
-    /// Bytes held by the buffers.
-    pub fn bytes(&self) -> usize {
-        self.keys
-            .iter()
-            .chain(&self.values)
-            .map(|t| t.elem_count() * 4)
-            .sum()
-    }
-
-    fn capacity(&self) -> usize {
-        self.keys.first().map_or(0, |k| k.dims()[1])
-    }
-
-    /// Makes room for `extra` more entries, doubling the buffers when full.
-    fn reserve(&mut self, extra: usize) -> Result<(), LlmError> {
-        let needed = self.len() + extra;
-        if needed <= self.capacity() {
-            return Ok(());
-        }
-        let capacity = needed.next_power_of_two().max(64);
-        self.keys = copy_prefix(&self.keys, self.len(), capacity)?;
-        self.values = copy_prefix(&self.values, self.len(), capacity)?;
-        Ok(())
-    }
-}
-
-/// New `(kv, capacity, head_dim)` buffers holding the first `len` entries of each of `buffers`.
-fn copy_prefix(buffers: &[Tensor], len: usize, capacity: usize) -> Result<Vec<Tensor>, LlmError> {
-    buffers
-        .iter()
-        .map(|t| {
-            let (kv, _, hd) = t.dims3()?;
-            let buffer = Tensor::zeros((kv, capacity, hd), DType::F32, &Device::Cpu)?;
-            if len > 0 {
-                buffer.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-            }
-            Ok(buffer)
-        })
-        .collect()
-}
-
 /// One chunk of tokens to run: their positions, and which segment each belongs to. Tokens
 /// attend to the whole cache (by position and sliding window) and to earlier tokens of the
 /// chunk in the same segment. One segment is ordinary decoding; several score alternatives.
@@ -340,16 +270,12 @@ impl Decoder {
     /// An empty cache for one sequence.
     pub fn new_cache(&self) -> Result<KvCache, LlmError> {
         let c = &self.config;
-        let empty = || Tensor::zeros((c.kv_heads, 64, c.head_dim), DType::F32, &Device::Cpu);
-        Ok(KvCache {
-            keys: (0..c.layers).map(|_| empty()).collect::<Result<_, _>>()?,
-            values: (0..c.layers).map(|_| empty()).collect::<Result<_, _>>()?,
-            positions: Vec::new(),
-        })
+        Ok(KvCache::new(c.layers, c.kv_heads * c.head_dim))
     }
 
-    /// Runs a chunk; returns logits `(logits_for.len(), vocab)`.
-    pub fn forward(&self, cache: &mut KvCache, chunk: &Chunk<'_>) -> Result<Tensor, LlmError> {
+    /// Why `chunk` cannot run after `cache`, if it cannot: checked for every sequence of a
+    /// pass before anything is computed, so one bad request never spoils the others'.
+    pub fn check(&self, cache: &KvCache, chunk: &Chunk<'_>) -> Result<(), LlmError> {
         let c = &self.config;
         let t = chunk.tokens.len();
         if t == 0 || chunk.positions.len() != t || chunk.segments.is_some_and(|s| s.len() != t) {
@@ -374,10 +300,50 @@ impl Decoder {
                 "logits row {bad} of a {t}-token chunk"
             )));
         }
-        let past = cache.len();
-        cache.reserve(t)?;
-        let ids = Tensor::new(chunk.tokens, &Device::Cpu)?;
-        let pos_ids = index_tensor(chunk.positions)?;
+        if cache.row != c.kv_heads * c.head_dim || cache.own.keys.len() != c.layers {
+            return Err(LlmError::Request("a cache of another model".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs one chunk; returns logits `(logits_for.len(), vocab)`.
+    pub fn forward(&self, cache: &mut KvCache, chunk: &Chunk<'_>) -> Result<Tensor, LlmError> {
+        let mut logits = self.forward_batch(&mut [cache], std::slice::from_ref(chunk))?;
+        logits
+            .pop()
+            .ok_or_else(|| LlmError::Model("no logits".into()))
+    }
+
+    /// Runs one chunk for each of several sequences in one pass: every projection multiplies
+    /// the rows of all of them at once (the weights are read once per pass, not once per
+    /// sequence), attention reads each sequence's own cache. Returns each chunk's logits,
+    /// `(logits_for.len(), vocab)`, and gives every row the same bits it would get alone.
+    pub fn forward_batch(
+        &self,
+        caches: &mut [&mut KvCache],
+        chunks: &[Chunk<'_>],
+    ) -> Result<Vec<Tensor>, LlmError> {
+        let c = &self.config;
+        if caches.len() != chunks.len() || chunks.is_empty() {
+            return Err(LlmError::Request("one chunk per cache, at least one".into()));
+        }
+        for (cache, chunk) in caches.iter().zip(chunks) {
+            self.check(cache, chunk)?;
+        }
+        let starts: Vec<usize> = (chunks.iter())
+            .scan(0, |next, chunk| {
+                let start = *next;
+                *next += chunk.tokens.len();
+                Some(start)
+            })
+            .collect();
+        let t: usize = chunks.iter().map(|chunk| chunk.tokens.len()).sum();
+        let tokens: Vec<u32> = chunks.iter().flat_map(|ch| ch.tokens).copied().collect();
+        let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.positions).copied().collect();
+        let own_past: Vec<usize> = caches.iter().map(|c| c.own.positions.len()).collect();
+        let row = c.kv_heads * c.head_dim;
+        let ids = Tensor::new(tokens.as_slice(), &Device::Cpu)?;
+        let pos_ids = index_tensor(&positions)?;
         let local = (
             self.rope_local.0.index_select(&pos_ids, 0)?,
             self.rope_local.1.index_select(&pos_ids, 0)?,
@@ -386,8 +352,6 @@ impl Decoder {
             self.rope_global.0.index_select(&pos_ids, 0)?,
             self.rope_global.1.index_select(&pos_ids, 0)?,
         );
-        let mask_full = self.mask(cache, chunk, false);
-        let mask_sliding = self.mask(cache, chunk, true);
 
         let mut x = self.embedding.embedding(&ids)?;
         if let Some(scale) = self.embed_scale {
@@ -395,35 +359,50 @@ impl Decoder {
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let (cos, sin) = if layer.sliding { &local } else { &global };
-            let mask = if layer.sliding {
-                &mask_sliding
-            } else {
-                &mask_full
-            };
             let h = rms(&x, &layer.attn_norm, c.eps)?;
             let q = layer.q.forward(&h)?.reshape((t, c.heads, c.head_dim))?;
             let k = layer.k.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
-            let v = layer.v.forward(&h)?.reshape((t, c.kv_heads, c.head_dim))?;
+            let v = layer.v.forward(&h)?.contiguous()?;
             let q = maybe_rms(q, layer.q_norm.as_ref(), c.eps)?
                 .transpose(0, 1)?
                 .contiguous()?;
             let k = maybe_rms(k, layer.k_norm.as_ref(), c.eps)?
                 .transpose(0, 1)?
                 .contiguous()?;
-            let v = v.transpose(0, 1)?.contiguous()?;
             let q = self.rope(&q, cos, sin)?;
             let k = self.rope(&k, cos, sin)?;
             let q = (q * (1.0 / (c.head_dim as f64).sqrt()))?;
-            cache.keys[i].slice_set(&k, 1, past)?;
-            cache.values[i].slice_set(&v, 1, past)?;
-            let total = past + t;
-            let attended = attention(
-                &q,
-                &cache.keys[i].narrow(1, 0, total)?,
-                &cache.values[i].narrow(1, 0, total)?,
-                mask,
-                c.kv_heads,
-            )?;
+            // Token-major rows, as the caches keep them.
+            let k = k.transpose(0, 1)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let v = v.flatten_all()?.to_vec1::<f32>()?;
+            for ((cache, chunk), &start) in caches.iter_mut().zip(chunks).zip(&starts) {
+                let rows = start * row..(start + chunk.tokens.len()) * row;
+                cache.append(i, &k[rows.clone()], &v[rows]);
+            }
+            let items: Vec<attention::Attend<'_>> = (caches.iter())
+                .zip(chunks)
+                .zip(starts.iter().zip(&own_past))
+                .map(|((cache, chunk), (&start, &past))| attention::Attend {
+                    start,
+                    len: chunk.tokens.len(),
+                    past: cache.runs(i),
+                    chunk: cache::Run {
+                        keys: &cache.own.keys[i][past * row..],
+                        values: &cache.own.values[i][past * row..],
+                        positions: chunk.positions,
+                    },
+                    segments: chunk.segments,
+                })
+                .collect();
+            let shape = attention::Shape {
+                heads: c.heads,
+                kv_heads: c.kv_heads,
+                head_dim: c.head_dim,
+                rows: t,
+                window: layer.sliding.then_some(c.sliding_window),
+            };
+            let attended = attention::attend(&q.flatten_all()?.to_vec1::<f32>()?, &shape, &items);
+            let attended = Tensor::from_vec(attended, (t, c.heads * c.head_dim), &Device::Cpu)?;
             let attended = maybe_rms(
                 layer.o.forward(&attended)?,
                 layer.post_attn_norm.as_ref(),
@@ -443,13 +422,33 @@ impl Decoder {
             )?;
             x = (x + ffn)?;
         }
-        if chunk.keep {
-            cache.positions.extend_from_slice(chunk.positions);
+        for ((cache, chunk), &past) in caches.iter_mut().zip(chunks).zip(&own_past) {
+            if chunk.keep {
+                cache.own.positions.extend_from_slice(chunk.positions);
+            } else {
+                cache.own.truncate(past, row);
+            }
         }
-        let rows = index_tensor(chunk.logits_for)?;
-        let x = x.index_select(&rows, 0)?;
-        let x = rms(&x, &self.output_norm, c.eps)?;
-        Ok(self.head.forward(&x)?)
+        let rows: Vec<usize> = (chunks.iter().zip(&starts))
+            .flat_map(|(chunk, &start)| chunk.logits_for.iter().map(move |r| start + r))
+            .collect();
+        let logits = if rows.is_empty() {
+            Tensor::zeros((0, c.vocab), DType::F32, &Device::Cpu)?
+        } else {
+            let x = x.index_select(&index_tensor(&rows)?, 0)?;
+            let x = rms(&x, &self.output_norm, c.eps)?;
+            self.head.forward(&x)?
+        };
+        let mut first = 0;
+        chunks
+            .iter()
+            .map(|chunk| {
+                let n = chunk.logits_for.len();
+                let part = logits.narrow(0, first, n)?;
+                first += n;
+                Ok(part)
+            })
+            .collect()
     }
 
     /// Rotates `x (heads, t, head_dim)`: NeoX halves (Gemma, Qwen) or interleaved pairs (Llama).
@@ -461,89 +460,6 @@ impl Decoder {
         };
         Ok(rotated.squeeze(0)?)
     }
-
-    /// Which keys each query may see, `(t, past + t)` row-major.
-    fn mask(&self, cache: &KvCache, chunk: &Chunk<'_>, sliding: bool) -> Vec<bool> {
-        let window = self.config.sliding_window;
-        let past = cache.len();
-        let t = chunk.tokens.len();
-        let total = past + t;
-        let mut data = vec![false; t * total];
-        for i in 0..t {
-            let qp = chunk.positions[i];
-            let visible = |kp: usize| kp <= qp && (!sliding || qp - kp < window);
-            let row = &mut data[i * total..(i + 1) * total];
-            for (j, &kp) in cache.positions.iter().enumerate() {
-                row[j] = visible(kp);
-            }
-            for j in 0..=i {
-                let same_segment = chunk.segments.is_none_or(|s| s[j] == s[i]);
-                row[past + j] = same_segment && visible(chunk.positions[j]);
-            }
-        }
-        data
-    }
-}
-
-/// Attention with a fixed summation order for every (head, query) row, so a row's result does
-/// not depend on how many other rows are computed with it. (A BLAS-style matmul blocks its sums
-/// differently for different matrix sizes; the last-bit differences then flip the rounding of
-/// quantised activations and grew to whole logits over 18 layers, so a prompt run in one chunk
-/// and the same prompt continued from the prefix cache gave different text for one seed.)
-///
-/// `q`: `(heads, t, head_dim)`, already scaled; `keys`, `values`: `(kv_heads, total, head_dim)`;
-/// returns `(t, heads * head_dim)`.
-fn attention(
-    q: &Tensor,
-    keys: &Tensor,
-    values: &Tensor,
-    mask: &[bool],
-    kv_heads: usize,
-) -> Result<Tensor, LlmError> {
-    let (heads, t, hd) = q.dims3()?;
-    let total = keys.dims()[1];
-    let q = q.flatten_all()?.to_vec1::<f32>()?;
-    let keys = keys.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let values = values.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let group = heads / kv_heads;
-    let rows = parallel::map(heads * t, |row| {
-        let mut out = vec![0f32; hd];
-        let (h, i) = (row / t, row % t);
-        let g = h / group;
-        let query = &q[row * hd..(row + 1) * hd];
-        let visible = &mask[i * total..(i + 1) * total];
-        let mut scores: Vec<(usize, f32)> = visible
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v)
-            .map(|(j, _)| {
-                (
-                    j,
-                    dot(query, &keys[(g * total + j) * hd..(g * total + j + 1) * hd]),
-                )
-            })
-            .collect();
-        let max = scores.iter().map(|s| s.1).fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for s in &mut scores {
-            s.1 = (s.1 - max).exp();
-            sum += s.1;
-        }
-        for (j, p) in scores {
-            let v = &values[(g * total + j) * hd..(g * total + j + 1) * hd];
-            let w = p / sum;
-            for (o, x) in out.iter_mut().zip(v) {
-                *o += w * x;
-            }
-        }
-        out
-    });
-    let out = rows.concat();
-    // (heads, t, hd) -> (t, heads * hd)
-    Ok(Tensor::from_vec(out, (heads, t, hd), &Device::Cpu)?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((t, heads * hd))?)
 }
 
 /// Indices as a u32 tensor for `index_select`.

@@ -7,7 +7,12 @@
 //! after the language model.
 //! `-- MODEL --prefill-only N` (or `--decode-only N`: N 64-token generations; `--embed-only N`)
 //! runs that work alone, for a profiler.
+//!
+//! `-- MODEL --batched` measures continuous batching instead: 1, 4, 8 and 16 concurrent
+//! streams of one shape (a ~230-token prompt whose first ~150 tokens all streams share, 64
+//! greedy tokens each), then 16 streams of 512-token prompts for peak memory; one JSON line.
 
+use agora_llm::backends::embedded::batcher::Ticket;
 use agora_llm::backends::embedded::{EmbeddedModel, EmbeddedOptions};
 use agora_llm::{GenerateRequest, LanguageModel, SamplingParams, TextEmbedder};
 use std::path::PathBuf;
@@ -23,6 +28,103 @@ fn prompt(salt: usize) -> String {
         );
     }
     text
+}
+
+/// Text grown by `filler` sentences until it is at least `tokens` tokens long (the peer script
+/// builds the same texts with the same tokenizer).
+fn grow(
+    model: &EmbeddedModel,
+    start: String,
+    tokens: usize,
+    filler: &dyn Fn(usize) -> String,
+) -> String {
+    let mut text = start;
+    let mut n = 0;
+    while model.tokenizer.encode(&text, true, false).len() < tokens {
+        text.push_str(&filler(n));
+        n += 1;
+    }
+    text
+}
+
+/// Prompts of `streams` streams: a shared head of ~`shared` tokens, then each its own text up
+/// to ~`total` tokens. `salt` keeps runs apart (no prefix cache hits between them).
+fn stream_prompts(
+    model: &EmbeddedModel,
+    salt: usize,
+    streams: usize,
+    shared: usize,
+    total: usize,
+) -> Vec<String> {
+    let head = grow(model, format!("Town log {salt}. "), shared, &|n| {
+        format!(
+            "Entry {n}: the baker lights the oven, the mayor reads the paper, and the river carries mist past the park. "
+        )
+    });
+    (0..streams)
+        .map(|s| {
+            grow(model, format!("{head}Stream {s} says: "), total, &|n| {
+                format!(
+                    "agent {s} walks to place {n} and greets neighbour {}. ",
+                    s * 7 + n
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs `prompts` at once, 64 greedy tokens each; returns (aggregate decode tokens/s, mean
+/// and p99 decode step ms).
+fn batched_run(model: &EmbeddedModel, prompts: &[String], max_tokens: u32) -> (f64, f64, f64) {
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        repetition_penalty: 1.0,
+        seed: 0,
+    };
+    model.reset_batching();
+    let tickets: Vec<Ticket> = prompts
+        .iter()
+        .map(|prompt| {
+            model
+                .submit_generate(&GenerateRequest {
+                    prompt: prompt.clone(),
+                    max_tokens,
+                    stop: vec![],
+                    sampling: greedy,
+                })
+                .expect("submits")
+        })
+        .collect();
+    for ticket in tickets {
+        ticket.wait().expect("generates");
+    }
+    let stats = model.batching().expect("the embedded model batches");
+    (
+        stats.decode_tokens_per_s(),
+        stats.decode_seconds * 1e3 / stats.decode_passes.max(1) as f64,
+        stats.decode_step_ms(99.0),
+    )
+}
+
+fn batched(model: &EmbeddedModel) {
+    let mut rows = Vec::new();
+    for (salt, streams) in [1usize, 4, 8, 16].into_iter().enumerate() {
+        let prompts = stream_prompts(model, salt, streams, 150, 230);
+        let tokens = model.tokenizer.encode(&prompts[0], true, false).len();
+        let (tps, mean, p99) = batched_run(model, &prompts, 64);
+        rows.push(format!(
+            "{{\"streams\":{streams},\"prompt_tokens\":{tokens},\"aggregate_decode_tps\":{tps:.1},\"step_ms_mean\":{mean:.1},\"step_ms_p99\":{p99:.1}}}"
+        ));
+    }
+    let long = stream_prompts(model, 99, 16, 16, 512);
+    batched_run(model, &long, 1);
+    println!(
+        "{{\"engine\":\"candle\",\"threads\":{},\"batched\":[{}],\"peak_rss_mb_16x512\":{:.0}}}",
+        candle_core::utils::get_num_threads(),
+        rows.join(","),
+        peak_rss_mb()
+    );
 }
 
 fn peak_rss_mb() -> f64 {
@@ -80,6 +182,18 @@ fn main() {
     let load = Instant::now();
     let model = EmbeddedModel::load(&path, EmbeddedOptions::default()).expect("model loads");
     let load_s = load.elapsed().as_secs_f64();
+    if let Some(i) = args.iter().position(|a| a == "--batched-only") {
+        // N streams decoding 256 tokens each and nothing else, for a profiler.
+        let n: usize = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(16);
+        let prompts = stream_prompts(&model, 7, n, 150, 230);
+        let (tps, mean, p99) = batched_run(&model, &prompts, 256);
+        println!("{n} streams: {tps:.1} tokens/s, step {mean:.1} ms (p99 {p99:.1})");
+        return;
+    }
+    if args.iter().any(|a| a == "--batched") {
+        batched(&model);
+        return;
+    }
     let greedy = SamplingParams {
         temperature: 0.0,
         top_p: 1.0,

@@ -155,7 +155,11 @@ fn a_request_that_joins_a_running_batch_gets_the_text_it_gets_alone() {
     let solo = model.generate(&joiner).unwrap().text;
     // Three generations run; the joiner arrives while they decode, and a fourth after it.
     let running: Vec<Ticket> = (1..4)
-        .map(|i| model.submit_generate(&sampled(PROMPTS[i], i as u64, 40)).unwrap())
+        .map(|i| {
+            model
+                .submit_generate(&sampled(PROMPTS[i], i as u64, 40))
+                .unwrap()
+        })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let joined = model.submit_generate(&joiner).unwrap();
@@ -205,7 +209,10 @@ fn a_cancelled_or_failing_request_leaves_the_others_running() {
     let solo = model.generate(&keep).unwrap().text;
     let long = sampled(PROMPTS[10], 3, 160);
     let long_alone = model.generate(&long).unwrap().usage.completion_tokens;
-    assert!(long_alone > 100, "the long request ends by itself: {long_alone} tokens");
+    assert!(
+        long_alone > 100,
+        "the long request ends by itself: {long_alone} tokens"
+    );
     model.reset_batching();
     let kept = model.submit_generate(&keep).unwrap();
     let cancelled = model.submit_generate(&long).unwrap();

@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 fn model() -> &'static EmbeddedModel {
     static MODEL: OnceLock<EmbeddedModel> = OnceLock::new();
     MODEL.get_or_init(|| {
-        EmbeddedModel::load(&common::default_model(), EmbeddedOptions::default()).expect("model loads")
+        EmbeddedModel::load(&common::default_model(), EmbeddedOptions::default())
+            .expect("model loads")
     })
 }
 

@@ -238,6 +238,7 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         .get_resource::<ModelWorkers>()
         .map(|workers| workers.metrics_summary())
         .unwrap_or_default();
+    let batching = (world.get_resource::<ModelWorkers>()).and_then(|workers| workers.batching());
     let clock = world.resource::<GameClock>().clone();
     let mut log = world.resource_mut::<EventLog>();
     log.record(&clock, Event::RunFinished { ticks });
@@ -255,6 +256,7 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         personas,
         tick_times,
         llm,
+        batching,
         prompts,
         model_file,
         journal,

@@ -3,6 +3,7 @@ use crate::agents::BrainKind;
 use crate::app::Journal;
 use crate::happenings::LogStats;
 use crate::schedule::TickStats;
+use agora_llm::BatchStats;
 use agora_llm::worker::{Purpose, PurposeStats};
 use agora_shared::GameTime;
 use agora_shared::events::EVENT_FORMAT_VERSION;
@@ -64,8 +65,46 @@ pub struct SimSummary {
     pub llm: BTreeMap<&'static str, PurposeStats>,
     /// Model tokens (in + out) per agent per game hour: the budget DESIGN.md sets at 2,500.
     pub llm_tokens_per_agent_hour: f64,
+    /// How the embedded model batched its calls (absent for other backends and routine runs).
+    pub llm_batching: Option<BatchingSummary>,
     /// The database the run saved to (`--db`).
     pub database: Option<DatabaseUse>,
+}
+
+/// Continuous batching in a run: how many sequences shared a forward pass, and what the
+/// prefix cache saved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchingSummary {
+    pub passes: u64,
+    pub mean_sequences: f64,
+    pub max_sequences: usize,
+    /// Passes by sequences in them: `{"1": 812, "2": 140, ...}`.
+    pub sequences_per_pass: BTreeMap<usize, u64>,
+    pub decode_tokens_per_s: f64,
+    pub decode_step_ms_p50: f64,
+    pub decode_step_ms_p99: f64,
+    /// Share of prompts that found a cached prefix, and of prompt tokens read from it.
+    pub prefix_hit_rate: f64,
+    pub prompt_tokens_reused: f64,
+}
+
+impl From<&BatchStats> for BatchingSummary {
+    fn from(s: &BatchStats) -> Self {
+        Self {
+            passes: s.passes,
+            mean_sequences: s.mean_sequences(),
+            max_sequences: s.max_sequences,
+            sequences_per_pass: (s.sequences_per_pass.iter().enumerate())
+                .filter(|(_, count)| **count > 0)
+                .map(|(n, count)| (n, *count))
+                .collect(),
+            decode_tokens_per_s: s.decode_tokens_per_s(),
+            decode_step_ms_p50: s.decode_step_ms(50.0),
+            decode_step_ms_p99: s.decode_step_ms(99.0),
+            prefix_hit_rate: s.prefix_hit_rate(),
+            prompt_tokens_reused: s.reused_prompt_tokens as f64 / s.prompt_tokens.max(1) as f64,
+        }
+    }
 }
 
 pub(super) struct SummaryInputs<'a> {
@@ -78,6 +117,7 @@ pub(super) struct SummaryInputs<'a> {
     pub personas: Vec<(String, String)>,
     pub tick_times: Vec<Duration>,
     pub llm: BTreeMap<&'static str, PurposeStats>,
+    pub batching: Option<BatchStats>,
     pub prompts: BTreeMap<String, String>,
     pub model_file: Option<(PathBuf, String)>,
     pub journal: Option<Journal>,
@@ -118,6 +158,7 @@ impl SimSummary {
             llm_tokens_per_agent_hour: llm_tokens as f64
                 / (i.agents.max(1) as f64 * game_hours.max(1e-9)),
             llm: i.llm,
+            llm_batching: i.batching.as_ref().map(BatchingSummary::from),
             prompts: i.prompts,
             model: i
                 .model_file

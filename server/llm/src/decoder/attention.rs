@@ -34,6 +34,10 @@ pub(super) struct Shape {
 }
 
 /// Returns `(rows, heads * head_dim)`.
+///
+/// One task per (sequence, key-value head, query): the query heads that share a key-value
+/// head (grouped-query attention: Gemma 3 270M has 4 per key-value head) go through its keys
+/// and values together, so each is read once, not once per query head.
 pub(super) fn attend(q: &[f32], shape: &Shape, items: &[Attend<'_>]) -> Vec<f32> {
     let Shape {
         heads,
@@ -43,57 +47,75 @@ pub(super) fn attend(q: &[f32], shape: &Shape, items: &[Attend<'_>]) -> Vec<f32>
         window,
     } = *shape;
     let group = heads / kv_heads;
-    // Which sequence each query row belongs to.
-    let mut owner = vec![0usize; rows];
-    for (s, item) in items.iter().enumerate() {
-        owner[item.start..item.start + item.len].fill(s);
-    }
-    let results = parallel::map(heads * rows, |r| {
-        let (h, i) = (r / rows, r % rows);
-        let item = &items[owner[i]];
-        let local = i - item.start;
-        let g = h / group;
-        let query = &q[r * hd..(r + 1) * hd];
+    let tasks: Vec<(usize, usize, usize)> = (items.iter().enumerate())
+        .flat_map(|(s, item)| {
+            (0..kv_heads).flat_map(move |g| (0..item.len).map(move |local| (s, g, local)))
+        })
+        .collect();
+    let results = parallel::map(tasks.len(), |t| {
+        let (s, g, local) = tasks[t];
+        let item = &items[s];
+        let i = item.start + local;
+        let queries: Vec<&[f32]> = (0..group)
+            .map(|k| &q[((g * group + k) * rows + i) * hd..][..hd])
+            .collect();
         let qp = item.chunk.positions[local];
         let visible = |kp: usize| kp <= qp && window.is_none_or(|w| qp - kp < w);
         let at = |j: usize| (j * kv_heads + g) * hd..(j * kv_heads + g + 1) * hd;
-        // (run index, entry, score); the chunk is run `past.len()`.
-        let mut scores: Vec<(usize, usize, f32)> = Vec::new();
-        for (n, run) in item.past.iter().enumerate() {
-            for (j, &kp) in run.positions.iter().enumerate() {
-                if visible(kp) {
-                    scores.push((n, j, dot(query, &run.keys[at(j)])));
-                }
-            }
-        }
+        // The keys this query sees, in cache order: (run, entry); the chunk is run `past.len()`.
         let chunk = item.past.len();
-        for j in 0..=local {
-            let same_segment = item.segments.is_none_or(|s| s[j] == s[local]);
-            if same_segment && visible(item.chunk.positions[j]) {
-                scores.push((chunk, j, dot(query, &item.chunk.keys[at(j)])));
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for (n, run) in item.past.iter().enumerate() {
+            seen.extend(
+                (run.positions.iter().enumerate())
+                    .filter(|(_, kp)| visible(**kp))
+                    .map(|(j, _)| (n, j)),
+            );
+        }
+        seen.extend(
+            (0..=local)
+                .filter(|&j| {
+                    item.segments.is_none_or(|s| s[j] == s[local])
+                        && visible(item.chunk.positions[j])
+                })
+                .map(|j| (chunk, j)),
+        );
+        let run = |n: usize| item.past.get(n).unwrap_or(&item.chunk);
+        // Scores, head-major: scores[k * seen.len() + e].
+        let mut scores = vec![0f32; group * seen.len()];
+        for (e, &(n, j)) in seen.iter().enumerate() {
+            let key = &run(n).keys[at(j)];
+            for (k, query) in queries.iter().enumerate() {
+                scores[k * seen.len() + e] = dot(query, key);
             }
         }
-        let max = scores.iter().map(|s| s.2).fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for s in &mut scores {
-            s.2 = (s.2 - max).exp();
-            sum += s.2;
+        let mut sums = vec![0f32; group];
+        for (k, sum) in sums.iter_mut().enumerate() {
+            let head = &mut scores[k * seen.len()..(k + 1) * seen.len()];
+            let max = head.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for s in head.iter_mut() {
+                *s = (*s - max).exp();
+                *sum += *s;
+            }
         }
-        let mut out = vec![0f32; hd];
-        for (n, j, p) in scores {
-            let run = item.past.get(n).unwrap_or(&item.chunk);
-            let w = p / sum;
-            for (o, x) in out.iter_mut().zip(&run.values[at(j)]) {
-                *o += w * x;
+        let mut out = vec![0f32; group * hd];
+        for (e, &(n, j)) in seen.iter().enumerate() {
+            let value = &run(n).values[at(j)];
+            for k in 0..group {
+                let w = scores[k * seen.len() + e] / sums[k];
+                for (o, x) in out[k * hd..(k + 1) * hd].iter_mut().zip(value) {
+                    *o += w * x;
+                }
             }
         }
         out
     });
-    // (heads, rows, hd) -> (rows, heads * hd)
+    // Per task, `group` heads of `hd` -> (rows, heads * hd)
     let mut out = vec![0f32; rows * heads * hd];
-    for (r, values) in results.into_iter().enumerate() {
-        let (h, i) = (r / rows, r % rows);
-        out[(i * heads + h) * hd..][..hd].copy_from_slice(&values);
+    for (&(s, g, local), values) in tasks.iter().zip(results) {
+        let i = items[s].start + local;
+        let first = (i * heads + g * group) * hd;
+        out[first..first + group * hd].copy_from_slice(&values);
     }
     out
 }

@@ -224,7 +224,11 @@ mod tests {
     }
 
     fn keys(cache: &KvCache, layer: usize) -> Vec<f32> {
-        cache.runs(layer).iter().flat_map(|r| r.keys.to_vec()).collect()
+        cache
+            .runs(layer)
+            .iter()
+            .flat_map(|r| r.keys.to_vec())
+            .collect()
     }
 
     #[test]
@@ -233,7 +237,11 @@ mod tests {
         let before = keys(&cache, 1);
         let shared = cache.freeze();
         assert_eq!(shared.len(), 5);
-        assert_eq!(keys(&cache, 1), before, "freezing moves, it does not change");
+        assert_eq!(
+            keys(&cache, 1),
+            before,
+            "freezing moves, it does not change"
+        );
         let other = cache.with_prefix(shared.prefix(3));
         assert_eq!(other.len(), 3);
         assert_eq!(keys(&other, 1), before[..9]);
@@ -275,6 +283,10 @@ mod tests {
         let mut seen = Vec::new();
         let bytes = shared.bytes_unseen(&mut seen);
         assert!(bytes > 0);
-        assert_eq!(shared.bytes_unseen(&mut seen), 0, "each block is counted once");
+        assert_eq!(
+            shared.bytes_unseen(&mut seen),
+            0,
+            "each block is counted once"
+        );
     }
 }

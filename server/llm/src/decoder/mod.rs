@@ -21,10 +21,11 @@
 
 use crate::LlmError;
 use crate::gguf::GgufFile;
-use crate::kernels::linear::Linear;
 use crate::kernels::activation;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use crate::kernels::int8::Int8Matrix;
+use crate::kernels::linear::Linear;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
 use std::sync::Arc;
 
 mod attention;
@@ -149,6 +150,12 @@ impl Config {
     }
 }
 
+/// The token embedding table.
+enum TokenTable {
+    Int8(Arc<Int8Matrix>),
+    Quantized(Arc<QTensor>),
+}
+
 struct Layer {
     attn_norm: Tensor,
     q: Linear,
@@ -171,8 +178,8 @@ struct Layer {
 /// The loaded model. Immutable and shareable; per-sequence state lives in [`KvCache`].
 pub struct Decoder {
     pub config: Config,
-    embedding: Arc<QTensor>,
-    head: QMatMul,
+    embedding: TokenTable,
+    head: Linear,
     output_norm: Tensor,
     layers: Vec<Layer>,
     /// cos and sin, (max_context, head_dim / 2), for local and global layers.
@@ -198,8 +205,8 @@ pub struct Chunk<'a> {
 impl Decoder {
     pub fn load(file: &mut GgufFile, max_context: usize) -> Result<Self, LlmError> {
         let mut config = Config::from_gguf(file, max_context)?;
-        let embedding = Arc::new(file.tensor("token_embd.weight")?);
-        let (vocab, hidden) = embedding.shape().dims2()?;
+        let table = file.tensor("token_embd.weight")?;
+        let (vocab, hidden) = table.shape().dims2()?;
         if hidden != config.hidden {
             return Err(LlmError::Model(format!(
                 "token_embd is {vocab}x{hidden}, expected hidden size {}",
@@ -207,10 +214,25 @@ impl Decoder {
             )));
         }
         config.vocab = vocab;
-        let head = if file.has_tensor("output.weight") {
-            QMatMul::from_qtensor(file.tensor("output.weight")?)?
+        let untied = match file.has_tensor("output.weight") {
+            true => Some(Linear::new(file.tensor("output.weight")?)?),
+            false => None,
+        };
+        // A `Q8_0` table is kept once, in our kernel's layout, for lookups and a tied head.
+        let (embedding, head) = if table.dtype() == GgmlDType::Q8_0 {
+            let table = Arc::new(Int8Matrix::from_q8_0(&table)?);
+            let head = untied.unwrap_or_else(|| Linear::Int8(table.clone()));
+            (TokenTable::Int8(table), head)
         } else {
-            QMatMul::from_arc(embedding.clone())?
+            let table = Arc::new(table);
+            let head = match untied {
+                Some(head) => head,
+                None => Linear::Candle {
+                    pad_single_row: table.dtype() == GgmlDType::Q6K,
+                    matmul: QMatMul::from_arc(table.clone())?,
+                },
+            };
+            (TokenTable::Quantized(table), head)
         };
         let dense = |file: &mut GgufFile, name: &str| -> Result<Tensor, LlmError> {
             Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
@@ -325,7 +347,9 @@ impl Decoder {
     ) -> Result<Vec<Tensor>, LlmError> {
         let c = &self.config;
         if caches.len() != chunks.len() || chunks.is_empty() {
-            return Err(LlmError::Request("one chunk per cache, at least one".into()));
+            return Err(LlmError::Request(
+                "one chunk per cache, at least one".into(),
+            ));
         }
         for (cache, chunk) in caches.iter().zip(chunks) {
             self.check(cache, chunk)?;
@@ -353,7 +377,10 @@ impl Decoder {
             self.rope_global.1.index_select(&pos_ids, 0)?,
         );
 
-        let mut x = self.embedding.embedding(&ids)?;
+        let mut x = match &self.embedding {
+            TokenTable::Int8(table) => table.rows(&tokens)?,
+            TokenTable::Quantized(table) => table.embedding(&ids)?,
+        };
         if let Some(scale) = self.embed_scale {
             x = (x * scale)?;
         }
@@ -373,7 +400,11 @@ impl Decoder {
             let k = self.rope(&k, cos, sin)?;
             let q = (q * (1.0 / (c.head_dim as f64).sqrt()))?;
             // Token-major rows, as the caches keep them.
-            let k = k.transpose(0, 1)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let k = k
+                .transpose(0, 1)?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             let v = v.flatten_all()?.to_vec1::<f32>()?;
             for ((cache, chunk), &start) in caches.iter_mut().zip(chunks).zip(&starts) {
                 let rows = start * row..(start + chunk.tokens.len()) * row;

@@ -15,12 +15,12 @@
 //! serves 4 rows and each activation load 2 weight rows. Without AVX2 at compile time a scalar
 //! version with the same arithmetic runs.
 
-use super::parallel;
+use super::by_weight_rows;
+use super::rows::{BLOCK, Int8Rows};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Result, Tensor, bail};
+use candle_core::{Result, Tensor, bail};
 use half::f16;
 
-const BLOCK: usize = 32;
 const Q5_0_BYTES: usize = 22;
 /// Weight rows per parallel task: 64 rows of 640 weights unpack to 40 KiB, resident in L2.
 const ROWS_PER_TASK: usize = 64;
@@ -34,14 +34,6 @@ pub struct Int5Matrix {
     /// Per block: bit `j` is weight `j`'s fifth bit.
     high: Vec<u32>,
     scales: Vec<f32>,
-}
-
-/// Activations quantised per row into 32-value blocks.
-struct Int8Rows {
-    quants: Vec<[i8; BLOCK]>,
-    scales: Vec<f32>,
-    /// Per block, `2 * sum(q)`: the weights' `+16` offset spread over the 8 lanes of a sum.
-    offsets: Vec<i32>,
 }
 
 impl Int5Matrix {
@@ -114,24 +106,9 @@ impl Int5Matrix {
         }
         let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let rows = Int8Rows::quantize(&x, m, k);
-        let n = self.n;
-        let parts = parallel::map(n.div_ceil(ROWS_PER_TASK), |task| {
-            let cols = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(n);
+        by_weight_rows(m, self.n, ROWS_PER_TASK, |cols| {
             self.multiply(&rows, m, cols)
-        });
-        if m == 1 {
-            return Tensor::from_vec(parts.concat(), (1, n), &Device::Cpu);
-        }
-        let mut out = vec![0f32; m * n];
-        for (task, part) in parts.iter().enumerate() {
-            let first = task * ROWS_PER_TASK;
-            let width = part.len() / m;
-            for r in 0..m {
-                out[r * n + first..r * n + first + width]
-                    .copy_from_slice(&part[r * width..(r + 1) * width]);
-            }
-        }
-        Tensor::from_vec(out, (m, n), &Device::Cpu)
+        })
     }
 
     /// `(m, cols.len())` outputs for weight rows `cols`.
@@ -189,30 +166,6 @@ impl Tiles<'_> {
         for (r, sums) in sums.iter().enumerate() {
             out[(row + r) * width + col..][..C].copy_from_slice(sums);
         }
-    }
-}
-
-impl Int8Rows {
-    /// ggml's `quantize_row_q8_0`: per 32 values, scale `max|x| / 127`, round to nearest.
-    fn quantize(x: &[f32], m: usize, k: usize) -> Self {
-        let blocks = m * k / BLOCK;
-        let mut rows = Self {
-            quants: Vec::with_capacity(blocks),
-            scales: Vec::with_capacity(blocks),
-            offsets: Vec::with_capacity(blocks),
-        };
-        for values in x.chunks_exact(BLOCK) {
-            let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
-            // ggml stores the scale as f16; round-trip it so the sums match llama.cpp's.
-            let scale = f16::from_f32(amax / 127.0).to_f32();
-            let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            let quants: [i8; BLOCK] = std::array::from_fn(|i| (values[i] * inverse).round() as i8);
-            let sum: i32 = quants.iter().map(|&q| i32::from(q)).sum();
-            rows.quants.push(quants);
-            rows.scales.push(scale);
-            rows.offsets.push(2 * sum);
-        }
-        rows
     }
 }
 
@@ -416,8 +369,8 @@ fn dot(weights: &[[u8; BLOCK]], scales: &[f32], x: &Int8Rows, row: usize) -> f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Module;
     use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module};
 
     fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
         let mut state = seed;

@@ -1,24 +1,32 @@
 //! A projection by quantised weights, with the fastest kernel for each weight type.
 
 use super::int5::Int5Matrix;
+use super::int8::Int8Matrix;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
+use std::sync::Arc;
 
-/// `x @ W^T` for a GGUF weight: our tiled kernel for `Q5_0`, candle's for everything else.
+/// `x @ W^T` for a GGUF weight: our tiled kernels for `Q5_0` and `Q8_0`, candle's for the rest.
 ///
 /// Every row's result is the same bits whatever the other rows are and however many there
 /// are (batched serving depends on it). candle's kernels compute each row alone, except its
 /// single-row `Q6_K` path, whose sums differ from its several-row path: a single row is run
 /// as two there.
 pub enum Linear {
-    Candle { matmul: QMatMul, pad_single_row: bool },
+    Candle {
+        matmul: QMatMul,
+        pad_single_row: bool,
+    },
     Int5(Int5Matrix),
+    /// Shared: a tied output head is also the token embedding table.
+    Int8(Arc<Int8Matrix>),
 }
 
 impl Linear {
     pub fn new(weights: QTensor) -> Result<Self> {
         Ok(match weights.dtype() {
             GgmlDType::Q5_0 => Linear::Int5(Int5Matrix::from_q5_0(&weights)?),
+            GgmlDType::Q8_0 => Linear::Int8(Arc::new(Int8Matrix::from_q8_0(&weights)?)),
             dtype => Linear::Candle {
                 pad_single_row: dtype == GgmlDType::Q6K,
                 matmul: QMatMul::from_qtensor(weights)?,
@@ -34,6 +42,7 @@ impl Linear {
             } if x.dims2()?.0 == 1 => matmul.forward(&Tensor::cat(&[x, x], 0)?)?.narrow(0, 0, 1),
             Linear::Candle { matmul, .. } => matmul.forward(x),
             Linear::Int5(m) => m.forward(x),
+            Linear::Int8(m) => m.forward(x),
         }
     }
 }
@@ -61,7 +70,12 @@ mod tests {
 
     #[test]
     fn a_row_gets_the_same_bits_alone_and_among_others() {
-        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0, GgmlDType::Q5_0] {
+        for dtype in [
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+            GgmlDType::Q8_0,
+            GgmlDType::Q5_0,
+        ] {
             let weights = QTensor::quantize(&values(640, 2048, 1), dtype).unwrap();
             let linear = Linear::new(weights).unwrap();
             let x = values(17, 2048, 2);
@@ -79,7 +93,10 @@ mod tests {
                     let differ = (alone(r).iter().zip(&together[r]))
                         .filter(|(a, b)| a.to_bits() != b.to_bits())
                         .count();
-                    assert_eq!(differ, 0, "{dtype:?}: row {r} of {m} differs in {differ} outputs");
+                    assert_eq!(
+                        differ, 0,
+                        "{dtype:?}: row {r} of {m} differs in {differ} outputs"
+                    );
                 }
             }
         }

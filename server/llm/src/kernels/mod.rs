@@ -2,8 +2,39 @@
 
 pub mod activation;
 pub mod int5;
+pub mod int8;
 pub mod linear;
 pub mod parallel;
+mod rows;
+
+use candle_core::{Device, Result, Tensor};
+
+/// `(m, n)` outputs of a matmul whose weight rows (outputs) are split into tasks of `per_task`
+/// rows run in parallel; `task(cols)` gives the `(m, cols.len())` outputs of weight rows
+/// `cols`, row-major.
+pub(crate) fn by_weight_rows(
+    m: usize,
+    n: usize,
+    per_task: usize,
+    task: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync,
+) -> Result<Tensor> {
+    let parts = parallel::map(n.div_ceil(per_task), |t| {
+        task(t * per_task..((t + 1) * per_task).min(n))
+    });
+    if m == 1 {
+        return Tensor::from_vec(parts.concat(), (1, n), &Device::Cpu);
+    }
+    let mut out = vec![0f32; m * n];
+    for (t, part) in parts.iter().enumerate() {
+        let first = t * per_task;
+        let width = part.len() / m;
+        for r in 0..m {
+            out[r * n + first..r * n + first + width]
+                .copy_from_slice(&part[r * width..(r + 1) * width]);
+        }
+    }
+    Tensor::from_vec(out, (m, n), &Device::Cpu)
+}
 
 /// Dot product with eight independent accumulators: vectorised by the compiler, and summed in
 /// a fixed order, so the same two vectors give the same result bit for bit wherever they are

@@ -272,7 +272,8 @@ impl Scheduler {
         }
         if queue.closed {
             for request in queue.requests.drain(..) {
-                let _ = (request.reply).send(Err(LlmError::Unavailable("the model has stopped".into())));
+                let _ = (request.reply)
+                    .send(Err(LlmError::Unavailable("the model has stopped".into())));
             }
             return false;
         }
@@ -293,7 +294,9 @@ impl Scheduler {
             let usage = Usage {
                 prompt_tokens: request.task.prompt().len() as u32,
                 completion_tokens: match &request.task {
-                    Task::Score { candidates, .. } => candidates.iter().map(|c| c.len() as u32).sum(),
+                    Task::Score { candidates, .. } => {
+                        candidates.iter().map(|c| c.len() as u32).sum()
+                    }
                     Task::Generate { .. } => 0,
                 },
                 ..Usage::default()
@@ -325,7 +328,9 @@ impl Scheduler {
         let leader = (self.running.iter())
             .filter(|s| matches!(s.state, State::Prefill { leader: None }))
             .map(|s| (s.id, common_prefix(s.request.task.prompt(), ids).min(limit)))
-            .filter(|&(_, shared)| shared >= MIN_CACHED_PREFIX && shared >= reused + MIN_CACHED_PREFIX)
+            .filter(|&(_, shared)| {
+                shared >= MIN_CACHED_PREFIX && shared >= reused + MIN_CACHED_PREFIX
+            })
             .max_by_key(|&(_, shared)| shared)
             .map(|(id, _)| id);
         if let (true, Some(leader)) = (may_follow, leader) {
@@ -417,7 +422,11 @@ impl Scheduler {
                 tokens: ids[s.done..end].to_vec(),
                 positions: (s.done..end).collect(),
                 segments: None,
-                logits_for: if end == ids.len() { vec![take - 1] } else { vec![] },
+                logits_for: if end == ids.len() {
+                    vec![take - 1]
+                } else {
+                    vec![]
+                },
                 keep: true,
             });
         }
@@ -442,8 +451,11 @@ impl Scheduler {
                 .collect();
             let mut caches: Vec<&mut KvCache> = Vec::with_capacity(parts.len());
             // Caches in the order of `parts`: borrow each running sequence's cache once.
-            let mut by_index: Vec<Option<&mut KvCache>> =
-                self.running.iter_mut().map(|s| Some(&mut s.cache)).collect();
+            let mut by_index: Vec<Option<&mut KvCache>> = self
+                .running
+                .iter_mut()
+                .map(|s| Some(&mut s.cache))
+                .collect();
             for p in &parts {
                 if let Some(cache) = by_index[p.sequence].take() {
                     caches.push(cache);
@@ -576,7 +588,12 @@ impl Scheduler {
 }
 
 /// One generation step from `logits`: samples the next token; the answer if that ends it.
-fn step(tokenizer: &Tokenizer, task: &Task, state: &mut State, mut logits: Vec<f32>) -> Option<Reply> {
+fn step(
+    tokenizer: &Tokenizer,
+    task: &Task,
+    state: &mut State,
+    mut logits: Vec<f32>,
+) -> Option<Reply> {
     let (
         Task::Generate {
             max_tokens, stop, ..
@@ -589,7 +606,9 @@ fn step(tokenizer: &Tokenizer, task: &Task, state: &mut State, mut logits: Vec<f
         },
     ) = (task, state)
     else {
-        return Some(Err(LlmError::Model("a decode step of a scoring request".into())));
+        return Some(Err(LlmError::Model(
+            "a decode step of a scoring request".into(),
+        )));
     };
     let token = sampler.sample(&mut logits, recent);
     let finish = |output: &[u32]| {

@@ -9,7 +9,9 @@ pub mod prefixes;
 use crate::decoder::Decoder;
 use crate::gguf::GgufFile;
 use crate::tokenizers::Tokenizer;
-use crate::{BatchStats, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores};
+use crate::{
+    BatchStats, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores,
+};
 use batcher::{BatchLimits, Batcher, Outcome, Task, Ticket};
 use std::path::Path;
 use std::sync::Arc;

@@ -633,6 +633,66 @@ mod tests {
         }
     }
 
+    /// The scripted model, saying it serves `.1` calls at once (as a batching backend does),
+    /// and counting how many it got at once.
+    struct Batching(ScriptedModel, usize, AtomicU64, AtomicU64);
+
+    impl LanguageModel for Batching {
+        fn name(&self) -> &str {
+            "scripted, batching"
+        }
+        fn generate(&self, r: &GenerateRequest) -> Result<Generation, LlmError> {
+            let now = self.2.fetch_add(1, Ordering::SeqCst) + 1;
+            self.3.fetch_max(now, Ordering::SeqCst);
+            let answer = self.0.generate(r);
+            self.2.fetch_sub(1, Ordering::SeqCst);
+            answer
+        }
+        fn score(&self, r: &ScoreRequest) -> Result<Scores, LlmError> {
+            self.0.score(r)
+        }
+        fn concurrency(&self) -> usize {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_batching_model_gets_its_calls_at_once_and_embeddings_never_wait_behind_them() {
+        let model = Arc::new(Batching(
+            ScriptedModel {
+                delay: Duration::from_millis(400),
+            },
+            4,
+            AtomicU64::new(0),
+            AtomicU64::new(0),
+        ));
+        let pool = WorkerPool::<()>::start_with_embedder(
+            Some(model.clone()),
+            Some(Arc::new(ScriptedEmbedder)),
+            1,
+            16,
+        );
+        for _ in 0..4 {
+            pool.submit(None, Purpose::Plan, Priority::Normal, generate("slow"))
+                .unwrap();
+        }
+        pool.submit(
+            None,
+            Purpose::Memory,
+            Priority::Low,
+            JobRequest::Embed(vec!["x".into()]),
+        )
+        .unwrap();
+        let first = wait_for(&pool, 1);
+        assert!(
+            matches!(first[0].output, Ok(JobOutput::Embedded(_))),
+            "the embedding waited behind the model calls: {first:?}"
+        );
+        let rest = wait_for(&pool, 4);
+        assert!(rest.iter().all(|r| r.output.is_ok()));
+        assert_eq!(model.3.load(Ordering::SeqCst), 4, "calls at once");
+    }
+
     #[test]
     fn embedding_jobs_need_an_embedder() {
         let model = || {

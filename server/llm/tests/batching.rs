@@ -121,11 +121,11 @@ fn logits_of_a_sequence_are_the_same_bits_alone_and_in_a_batch_of_16() {
         .iter()
         .map(|l| l.to_vec2::<f32>().unwrap())
         .collect();
-    for k in 0..steps.len() {
+    for (k, token) in steps.iter().enumerate() {
         let at: Vec<[usize; 1]> = prompts.iter().map(|p| [p.len() + k]).collect();
         let chunks: Vec<Chunk<'_>> = (0..16)
             .map(|i| Chunk {
-                tokens: std::slice::from_ref(&steps[k]),
+                tokens: std::slice::from_ref(token),
                 positions: &at[i],
                 segments: None,
                 logits_for: &[0],

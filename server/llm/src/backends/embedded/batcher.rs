@@ -201,7 +201,7 @@ enum State {
     Prefill { leader: Option<u64> },
     /// Generating; `next` is the token to run in the next pass.
     Decode {
-        sampler: Sampler,
+        sampler: Box<Sampler>,
         recent: Vec<u32>,
         output: Vec<u32>,
         next: u32,
@@ -481,7 +481,7 @@ impl Scheduler {
                 // Nothing tells which sequence broke the pass: each is answered with the error.
                 tracing::error!("a batched forward pass failed: {e}");
                 let mut members: Vec<usize> = parts.iter().map(|p| p.sequence).collect();
-                members.sort_unstable_by(|a, b| b.cmp(a));
+                members.sort_unstable_by_key(|&i| std::cmp::Reverse(i));
                 for i in members {
                     let s = self.running.remove(i);
                     let _ = s.request.reply.send(Err(e.clone()));
@@ -495,7 +495,7 @@ impl Scheduler {
                 finished.push((part.sequence, reply));
             }
         }
-        finished.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        finished.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
         for (i, reply) in finished {
             let mut s = self.running.remove(i);
             s.usage.elapsed = s.request.submitted.elapsed();
@@ -527,7 +527,7 @@ impl Scheduler {
                     Task::Generate { sampling, .. } => {
                         let recent: Vec<u32> = ids.iter().rev().take(64).copied().collect();
                         let mut state = State::Decode {
-                            sampler: Sampler::new(*sampling),
+                            sampler: Box::new(Sampler::new(*sampling)),
                             recent,
                             output: Vec::new(),
                             next: 0,

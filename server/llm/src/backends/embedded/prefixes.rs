@@ -74,10 +74,6 @@ impl PrefixCache {
             .map(|e| e.kv.bytes_unseen(&mut seen))
             .sum()
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 /// How many leading tokens `a` and `b` share.

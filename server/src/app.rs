@@ -145,7 +145,8 @@ pub fn load_minds(options: &MindOptions) -> Result<Option<Minds>, String> {
         let model: Option<Arc<dyn LanguageModel>> = if talks {
             let path =
                 locate::language_model(options.model.as_deref()).map_err(|e| e.to_string())?;
-            let loaded = EmbeddedModel::load(&path, EmbeddedOptions::default())
+            let loaded = EmbeddedOptions::from_env()
+                .and_then(|options| EmbeddedModel::load(&path, options))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let sha256 = file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             model_file = Some((path, sha256));

@@ -250,7 +250,7 @@ fn load_model(args: &ModelArgs) -> Result<Box<dyn LanguageModel>, LlmError> {
     let path = locate::language_model(args.model.as_deref())?;
     Ok(Box::new(EmbeddedModel::load(
         &path,
-        EmbeddedOptions::default(),
+        EmbeddedOptions::from_env()?,
     )?))
 }
 

@@ -94,7 +94,8 @@ pub fn diffusion(config: &SimConfig) -> Result<DiffusionReport, String> {
     let prompts = Prompts::load(&config.prompts).map_err(|e| e.to_string())?;
     let embedder = Embedder::load(&minilm::default_folder()).map_err(|e| e.to_string())?;
     let path = locate::language_model(config.model.as_deref()).map_err(|e| e.to_string())?;
-    let model = EmbeddedModel::load(&path, EmbeddedOptions::default())
+    let model = EmbeddedOptions::from_env()
+        .and_then(|options| EmbeddedModel::load(&path, options))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut answers = Vec::new();
     for (id, agent) in &agents {

@@ -44,6 +44,37 @@ impl Default for EmbeddedOptions {
     }
 }
 
+impl EmbeddedOptions {
+    /// The defaults, with `AGORA_LLM_MAX_BATCH` (sequences decoded together, 1-256) and
+    /// `AGORA_LLM_MAX_PASS_TOKENS` (tokens per forward pass, 16-4096) read from the
+    /// environment when set; a value out of range or not a number is an error.
+    pub fn from_env() -> Result<Self, LlmError> {
+        let read = |name: &str,
+                    range: std::ops::RangeInclusive<usize>|
+         -> Result<Option<usize>, LlmError> {
+            let Ok(value) = std::env::var(name) else {
+                return Ok(None);
+            };
+            match value.trim().parse::<usize>() {
+                Ok(n) if range.contains(&n) => Ok(Some(n)),
+                _ => Err(LlmError::Request(format!(
+                    "{name}={value:?}: expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ))),
+            }
+        };
+        let mut options = Self::default();
+        if let Some(n) = read("AGORA_LLM_MAX_BATCH", 1..=256)? {
+            options.max_batch = n;
+        }
+        if let Some(n) = read("AGORA_LLM_MAX_PASS_TOKENS", 16..=4096)? {
+            options.max_pass_tokens = n;
+        }
+        Ok(options)
+    }
+}
+
 pub struct EmbeddedModel {
     name: String,
     pub tokenizer: Arc<Tokenizer>,

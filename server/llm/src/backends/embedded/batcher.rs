@@ -10,6 +10,7 @@
 //! Every row of a pass gets the bits it would get alone (see `decoder::attention` and the
 //! row-by-row quantised matmuls), so an answer never depends on what else is in the batch.
 
+use super::EmbeddedOptions;
 use super::prefixes::{MIN_CACHED_PREFIX, PrefixCache, common_prefix};
 use crate::decoder::{Chunk, Decoder, KvCache};
 use crate::sampling::{Sampler, log_softmax};
@@ -77,18 +78,6 @@ impl Drop for Ticket {
     }
 }
 
-/// Limits of the batch.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchLimits {
-    /// Sequences in one pass, at most; more requests wait for a place.
-    pub max_sequences: usize,
-    /// Tokens in one pass, at most (a single scoring request's candidates may exceed it in a
-    /// pass of their own).
-    pub max_pass_tokens: usize,
-    /// Memory for cached prompt prefixes.
-    pub prefix_cache_bytes: usize,
-}
-
 struct Request {
     task: Task,
     reply: Sender<Reply>,
@@ -113,19 +102,16 @@ impl Batcher {
     pub fn start(
         decoder: Arc<Decoder>,
         tokenizer: Arc<Tokenizer>,
-        limits: BatchLimits,
+        options: &EmbeddedOptions,
     ) -> Result<Self, LlmError> {
         let inbox: Arc<(Mutex<Inbox>, Condvar)> = Arc::default();
         let stats: Arc<Mutex<BatchStats>> = Arc::default();
         let mut scheduler = Scheduler {
             decoder,
             tokenizer,
-            limits: BatchLimits {
-                max_sequences: limits.max_sequences.max(1),
-                max_pass_tokens: limits.max_pass_tokens.max(1),
-                ..limits
-            },
-            prefixes: PrefixCache::new(limits.prefix_cache_bytes),
+            max_sequences: options.max_batch.max(1),
+            max_pass_tokens: options.max_pass_tokens.max(1),
+            prefixes: PrefixCache::new(options.prefix_cache_bytes),
             running: Vec::new(),
             next_id: 0,
             stats: stats.clone(),
@@ -233,7 +219,11 @@ struct Part {
 struct Scheduler {
     decoder: Arc<Decoder>,
     tokenizer: Arc<Tokenizer>,
-    limits: BatchLimits,
+    /// Sequences in one pass, at most; more requests wait for a place.
+    max_sequences: usize,
+    /// Tokens in one pass, at most (a single scoring request's candidates may exceed it in a
+    /// pass of their own).
+    max_pass_tokens: usize,
     prefixes: PrefixCache,
     running: Vec<Sequence>,
     next_id: u64,
@@ -277,7 +267,7 @@ impl Scheduler {
             }
             return false;
         }
-        while self.running.len() < self.limits.max_sequences {
+        while self.running.len() < self.max_sequences {
             let Some(request) = queue.requests.pop_front() else {
                 break;
             };
@@ -377,7 +367,7 @@ impl Scheduler {
     /// This pass's work: decode steps first, then candidates, then prompt chunks, within the
     /// token cap.
     fn plan(&self) -> Vec<Part> {
-        let mut budget = self.limits.max_pass_tokens;
+        let mut budget = self.max_pass_tokens;
         let mut parts = Vec::new();
         for (i, s) in self.running.iter().enumerate() {
             if let State::Decode { next, .. } = s.state {

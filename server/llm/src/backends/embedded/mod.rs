@@ -12,7 +12,7 @@ use crate::tokenizers::Tokenizer;
 use crate::{
     BatchStats, GenerateRequest, Generation, LanguageModel, LlmError, ScoreRequest, Scores,
 };
-use batcher::{BatchLimits, Batcher, Outcome, Task, Ticket};
+use batcher::{Batcher, Outcome, Task, Ticket};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,15 +103,7 @@ impl EmbeddedModel {
         });
         let tokenizer = Arc::new(tokenizer);
         let max_context = model.config.max_context;
-        let batcher = Batcher::start(
-            Arc::new(model),
-            tokenizer.clone(),
-            BatchLimits {
-                max_sequences: options.max_batch,
-                max_pass_tokens: options.max_pass_tokens,
-                prefix_cache_bytes: options.prefix_cache_bytes,
-            },
-        )?;
+        let batcher = Batcher::start(Arc::new(model), tokenizer.clone(), &options)?;
         Ok(Self {
             name,
             tokenizer,

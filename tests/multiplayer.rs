@@ -11,17 +11,13 @@ use agora_server::TickSystems;
 use agora_server::actors::Activity;
 use agora_server::actors::{Action, ActorCommand, Away, AwayPlayers};
 use agora_server::agents::{Agent, BrainKind};
-use agora_server::app::{Journal, MindOptions, Minds, NetSetup, load_minds};
-use agora_server::cognition::{ModelTiming, RestoredStreams};
-use agora_server::happenings::{EventLog, Heard, MemorySink};
+use agora_server::app::{Journal, MindOptions, load_minds};
+use agora_server::happenings::{EventLog, Heard};
 use agora_server::memory::{MemoryKind, MemoryStream};
 use agora_server::net::actions::MESSAGES_PER_SECOND;
-use agora_server::net::replication::ViewRange;
 use agora_server::net::replication::{Net, VIEW_KEEP_RADIUS, VIEW_RADIUS};
 use agora_server::net::server::SpawnTile;
-use agora_server::time::GameClock;
 use agora_server::world::{Position, TownMap};
-use agora_server::{ServerApp, WorldSetup};
 use agora_shared::GameTime;
 use agora_shared::TilePos;
 use agora_shared::events::Event;
@@ -30,61 +26,10 @@ use agora_shared::protocol::{EntityKind, NetId};
 use bevy::prelude::*;
 use bevy_renet::netcode::ConnectToken;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
-}
-
-/// The shipped town at 03:00 (everyone asleep, so agents stay put), 4 game seconds a tick, a
-/// netcode server on a free loopback port.
-fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
-    server_with(key, None)
-}
-
-/// As [`server`], with agents that think with `minds` (answers applied as they arrive).
-fn server_with(key: &ServerKey, minds: Option<Minds>) -> (App, SocketAddr, MemorySink) {
-    let (map, roster) = agora_server::app::load_town(
-        &assets().join("maps/maple_hollow.tmj"),
-        &assets().join("personas"),
-        Some(25),
-    )
-    .unwrap();
-    let sink = MemorySink::default();
-    let app = ServerApp::new(WorldSetup {
-        map,
-        roster,
-        clock: GameClock::new(GameTime::at(1, "03:00".parse().unwrap()), 4_000),
-        seed: 1,
-        log: EventLog::new(sink.clone()),
-    });
-    let app = match minds {
-        Some(minds) => app.brain(BrainKind::Llm).minds(
-            minds,
-            ModelTiming::AsTheyArrive,
-            RestoredStreams::default(),
-        ),
-        None => app,
-    };
-    let (app, addr) = app
-        .net(NetSetup {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            public: None,
-            key: key.clone(),
-            view: ViewRange::default(),
-        })
-        .unwrap();
-    (app.build(), addr, sink)
-}
-
-fn join(key: &ServerKey, name: &str, server: SocketAddr) -> Client {
-    Client::connect(
-        tokens::mint(key, name, vec![server], Duration::from_secs(60), unix_now()).unwrap(),
-    )
-    .unwrap()
-}
+mod common;
+use common::{assets, join, run_until, run_until_within, server, server_with};
 
 fn chebyshev(a: TilePos, b: TilePos) -> u16 {
     a.x.abs_diff(b.x).max(a.y.abs_diff(b.y))
@@ -112,36 +57,6 @@ fn entity_of(app: &mut App, id: NetId) -> Entity {
 /// The agents a client has in view.
 fn agents_in(client: &Client) -> Vec<NetId> {
     client.in_view(EntityKind::Agent).into_keys().collect()
-}
-
-/// Runs the server and the clients until `done` holds, or fails after 20 s.
-fn run_until(
-    app: &mut App,
-    clients: &mut [&mut Client],
-    what: &str,
-    done: impl FnMut(&mut App, &[&mut Client]) -> bool,
-) {
-    run_until_within(app, clients, what, Duration::from_secs(20), done)
-}
-
-/// As [`run_until`], failing after `limit`.
-fn run_until_within(
-    app: &mut App,
-    clients: &mut [&mut Client],
-    what: &str,
-    limit: Duration,
-    mut done: impl FnMut(&mut App, &[&mut Client]) -> bool,
-) {
-    let started = Instant::now();
-    let dt = Duration::from_millis(5);
-    while !done(app, clients) {
-        assert!(started.elapsed() < limit, "timed out: {what}");
-        app.update();
-        for c in clients.iter_mut() {
-            c.pump(dt);
-        }
-        std::thread::sleep(dt);
-    }
 }
 
 #[test]

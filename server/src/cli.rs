@@ -118,9 +118,10 @@ pub struct ServeArgs {
     /// Address clients reach the server at, written into tokens [default: the bound address].
     #[arg(long)]
     pub public_addr: Option<std::net::SocketAddr>,
-    /// The server's key file; created if absent. $AGORA_SERVER_KEY (64 hex digits) wins.
-    #[arg(long, default_value = "server.key")]
-    pub key: PathBuf,
+    /// The server's key file, which signs every token; created (owner-only) if absent
+    /// [default: OUT/server.key, with the world]. $AGORA_SERVER_KEY (64 hex digits) wins.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
     /// Ticks per second.
     #[arg(long, default_value_t = 20.0)]
     pub hz: f64,
@@ -180,14 +181,16 @@ pub struct TokenArgs {
     /// The player's name: their identity in the town (1-32 letters, digits, spaces, - _ .).
     #[arg(long)]
     pub player: String,
-    /// How long the token may be used to connect, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    /// How long the token may be used to connect, in seconds (1 to 2592000, 30 days).
+    #[arg(long, default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=agora_net::tokens::MAX_TTL.as_secs()))]
     pub ttl: u64,
     /// The server's public address (repeatable).
     #[arg(long = "server", default_value = "127.0.0.1:5000")]
     pub servers: Vec<std::net::SocketAddr>,
-    /// The server's key file; created if absent. $AGORA_SERVER_KEY (64 hex digits) wins.
-    #[arg(long, default_value = "server.key")]
+    /// The server's key file: `serve` keeps it with the world, as OUT/server.key; created
+    /// (owner-only) if absent. $AGORA_SERVER_KEY (64 hex digits) wins.
+    #[arg(long, default_value = "runs/serve/server.key")]
     pub key: PathBuf,
     /// Where to write the token [default: PLAYER.token].
     #[arg(long)]
@@ -697,7 +700,7 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         start: args.start,
         bind: args.bind,
         public: args.public_addr,
-        key: args.key,
+        key: args.key.unwrap_or_else(|| args.out.join("server.key")),
         hz: args.hz,
         time_scale: args.time_scale,
         db: args.db.unwrap_or_else(|| args.out.join("world.sqlite")),
@@ -726,6 +729,21 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `bytes` to `path`, readable by its owner only (a token lets anyone in as its player
+/// until it expires), replacing what was there.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // An existing file keeps its mode when opened: narrow it too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)
+}
+
 fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     let (key, origin) = ServerKey::load_or_create(&args.key)?;
     if let KeyOrigin::Created(path) = &origin {
@@ -744,7 +762,7 @@ fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.token", args.player.trim())));
-    std::fs::write(&out, tokens::to_bytes(&token)).map_err(|source| CliError::Io {
+    write_owner_only(&out, &tokens::to_bytes(&token)).map_err(|source| CliError::Io {
         what: format!("cannot write {}", out.display()),
         source,
     })?;

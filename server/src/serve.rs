@@ -257,9 +257,13 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let public = config.public.unwrap_or(bound);
     if let Some(at) = config.token_endpoint {
-        let endpoint =
-            crate::net::token_endpoint::start(at, key, vec![public], Duration::from_secs(3600))
-                .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
+        let endpoint = crate::net::token_endpoint::start(
+            at,
+            key,
+            vec![public],
+            crate::net::token_endpoint::TOKEN_TTL,
+        )
+        .map_err(|e| format!("cannot serve tokens on {at}: {e}"))?;
         println!(
             "serve: tokens at {}",
             agora_net::fetch::endpoint_url(endpoint.addr)

@@ -302,6 +302,29 @@ fn token_writes_a_connect_token_and_creates_the_key_once() {
         "{}",
         text(&bad.stderr)
     );
+
+    // A token lets anyone in as its player: owner-only, like the key (before: world-readable),
+    // also when it replaces a file that was not.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&out_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(run("ada").status.success());
+    let mode = std::fs::metadata(&out_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "token file mode {mode:o}");
+
+    // Before: u64::MAX overflowed into a token that expired before it was made (and reported
+    // success), and 0 was reported as 0 s but made 1 s.
+    for ttl in ["0", "18446744073709551615", "2592001"] {
+        let mut owned = args("ada");
+        owned.extend(["--ttl".to_string(), ttl.to_string()]);
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let out = agora(&refs);
+        assert!(!out.status.success(), "--ttl {ttl} was accepted");
+        assert!(
+            text(&out.stderr).contains("--ttl") && text(&out.stderr).contains("1..=2592000"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// The determinism hash a `sim` printed.

@@ -47,12 +47,13 @@ impl Server {
     fn spawn(mut command: Command, dir: &Path, extra: &[&str]) -> Self {
         let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--no-token-endpoint"])
-            .args(extra)
             .args(["--time-scale", "60", "--agents", "6"])
             .arg("--key")
             .arg(dir.join("server.key"))
             .arg("--out")
             .arg(dir.join("run"))
+            // Last, so that they win over the defaults above (the last of a repeated flag does).
+            .args(extra)
             .env("AGORA_ASSETS", common::assets())
             .env_remove("AGORA_SERVER_KEY")
             .stdout(Stdio::piped())
@@ -447,4 +448,96 @@ fn a_killed_server_with_memory_resumes_every_agents_memories() {
         let thoughts = new.iter().filter(|m| m.1 == "thought").count();
         assert_eq!(thoughts, seeds[agent], "{agent} was seeded again");
     }
+}
+
+/// Before: `serve` without `--key` wrote `server.key` into the directory it was started in (a
+/// checkout, typically), where it was not git-ignored: the key that signs every token could be
+/// committed. Now it lives with the world.
+#[test]
+fn the_server_key_is_kept_with_the_world_not_where_serve_was_started() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agora-server"))
+        .current_dir(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-token-endpoint"])
+        .args(["--agents", "2", "--seconds", "0.5", "--out", "world"])
+        .env("AGORA_ASSETS", common::assets())
+        .env_remove("AGORA_SERVER_KEY")
+        .output()
+        .expect("agora-server runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("created one in world/server.key"),
+        "{stderr}"
+    );
+    let key = dir.path().join("world/server.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "key mode {mode:o}");
+    assert!(!dir.path().join("server.key").exists());
+}
+
+/// A disk that fills while serving, made with a file-size limit on the process (`ulimit -f`,
+/// SIGXFSZ ignored so a write past it fails with EFBIG instead of killing the server). Before,
+/// nothing was printed (no log subscriber; the event log's error surfaced only at the end).
+/// Now each failing writer says so while the server runs (the database at its first failed
+/// commit, then every 30 s, not every half second), and the stop exits non-zero with the
+/// reason.
+#[test]
+fn a_full_disk_is_reported_at_once_and_fails_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("ulimit -f 256; trap '' XFSZ; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_agora-server"));
+    // 256 blocks of 512 bytes: room for the key and the database's first pages; at 3,600x,
+    // 25 agents' moves fill the event log within seconds.
+    let extra = ["--time-scale", "3600", "--agents", "25"];
+    let mut server = Server::spawn(shell, dir.path(), &extra);
+    server.addr();
+    let missing = |server: &Server, what: &str| {
+        panic!(
+            "no {what} error while serving; printed {:?}",
+            server.printed
+        )
+    };
+    let log_error = server
+        .try_line_with("writing the event log")
+        .unwrap_or_else(|| missing(&server, "event log"));
+    assert!(
+        log_error.contains("events.jsonl") && log_error.contains("File too large"),
+        "{log_error}"
+    );
+    let db_error = server
+        .try_line_with("saving failed")
+        .unwrap_or_else(|| missing(&server, "database"));
+    assert!(db_error.contains("world.sqlite"), "{db_error}");
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server stopped on its own"
+    );
+    signal(&server, "TERM");
+    let exit = server.child.wait().unwrap();
+    while server
+        .lines
+        .recv_timeout(Duration::from_secs(5))
+        .map(|l| server.printed.push(l))
+        .is_ok()
+    {}
+    assert!(!exit.success(), "exit {exit:?} after failed writes");
+    assert!(
+        server
+            .printed
+            .iter()
+            .any(|l| l.contains("cannot save to") && l.contains("world.sqlite")),
+        "{:?}",
+        server.printed
+    );
+    let repeats = server
+        .printed
+        .iter()
+        .filter(|l| l.contains("saving failed"))
+        .count();
+    assert_eq!(repeats, 1, "{:?}", server.printed);
 }

@@ -2,7 +2,7 @@ use super::LogStats;
 use agora_shared::events::EventRecord;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -89,36 +89,19 @@ impl JsonlFileSink {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::File::create(path)?;
         let (sender, receiver) = sync_channel::<Vec<EventRecord>>(WRITER_QUEUE_BATCHES);
+        let shown = path.display().to_string();
         let writer = std::thread::Builder::new()
             .name("event-log-writer".into())
             .spawn(move || {
-                let mut out = BufWriter::with_capacity(1 << 20, file);
-                let mut stats = LogStats::default();
-                let mut line = Vec::with_capacity(256);
-                loop {
-                    // Whenever it has caught up, what it wrote goes to the file before it
-                    // waits: a killed server loses at most the batches in flight, not a buffer.
-                    let batch = match receiver.try_recv() {
-                        Ok(batch) => batch,
-                        Err(TryRecvError::Empty) => {
-                            out.flush()?;
-                            match receiver.recv() {
-                                Ok(batch) => batch,
-                                Err(_) => break,
-                            }
-                        }
-                        Err(TryRecvError::Disconnected) => break,
-                    };
-                    for record in batch {
-                        line.clear();
-                        serde_json::to_writer(&mut line, &record).map_err(std::io::Error::other)?;
-                        stats.add_line(record.event.kind(), &line);
-                        out.write_all(&line)?;
-                        out.write_all(b"\n")?;
-                    }
+                let written = write_batches(file, receiver);
+                // Said at once, from here: the tick thread only learns of it at its next send,
+                // and the exit status at the end.
+                if let Err(e) = &written {
+                    bevy::log::error!(
+                        "writing the event log {shown} failed: {e}; events from now on are lost"
+                    );
                 }
-                out.flush()?;
-                Ok(stats)
+                written
             })?;
         Ok(Self {
             sender: Some(sender),
@@ -127,12 +110,46 @@ impl JsonlFileSink {
     }
 }
 
+/// The writer thread: every batch to the file, until the sending side closes.
+fn write_batches(
+    file: std::fs::File,
+    receiver: Receiver<Vec<EventRecord>>,
+) -> std::io::Result<LogStats> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut stats = LogStats::default();
+    let mut line = Vec::with_capacity(256);
+    loop {
+        // Whenever it has caught up, what it wrote goes to the file before it
+        // waits: a killed server loses at most the batches in flight, not a buffer.
+        let batch = match receiver.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Empty) => {
+                out.flush()?;
+                match receiver.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        for record in batch {
+            line.clear();
+            serde_json::to_writer(&mut line, &record).map_err(std::io::Error::other)?;
+            stats.add_line(record.event.kind(), &line);
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(stats)
+}
+
 impl EventSink for JsonlFileSink {
     fn write(&mut self, batch: Vec<EventRecord>) {
         if let Some(sender) = &self.sender
             && sender.send(batch).is_err()
         {
-            bevy::log::error!("event log writer stopped; events from now on are lost");
+            bevy::log::warn!("the event log writer has stopped (see its error above)");
             self.sender = None;
         }
     }

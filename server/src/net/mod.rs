@@ -2,15 +2,19 @@
 //!
 //! Players connect over UDP with netcode in secure mode: each presents a connect token that
 //! the server's private key signed (`agora_net::tokens`); the client id inside it is the
-//! player's identity and picks its avatar ([`server`]). Their messages are decoded, bounded,
+//! player's identity and picks its avatar ([`server`]). Datagrams go through a transport of our
+//! own around netcode ([`transport`]), whose [handshake gate](handshakes) meters connection
+//! requests per source. Their messages are decoded, bounded,
 //! rate-limited and turned into the same actor commands agents' brains issue ([`actions`]);
 //! what they see is sent as changes ([`replication`]). [`token_endpoint`] hands out tokens
 //! over HTTP.
 
 pub mod actions;
+pub mod handshakes;
 pub mod replication;
 pub mod server;
 pub mod token_endpoint;
+pub mod transport;
 
 use bevy::prelude::*;
 

@@ -5,6 +5,7 @@
 
 use super::actions::{Budget, STRIKES_TO_DISCONNECT};
 use super::replication::{Net, NetIds};
+use super::transport::Transport;
 use crate::actors::{Away, AwayPlayers, Player, Team};
 use crate::happenings::Happened;
 use crate::world::{ActorId, Position, TownMap};
@@ -15,9 +16,7 @@ use agora_shared::TilePos;
 use agora_shared::events::Event;
 use agora_shared::protocol::NETCODE_PROTOCOL_ID;
 use bevy::prelude::*;
-use bevy_renet::netcode::{
-    NetcodeServerPlugin, NetcodeServerTransport, ServerAuthentication, ServerConfig,
-};
+use bevy_renet::netcode::{ServerAuthentication, ServerConfig};
 use bevy_renet::renet::{ClientId, ServerEvent};
 use bevy_renet::{RenetServer, RenetServerEvent, RenetServerPlugin};
 use std::collections::HashMap;
@@ -63,7 +62,7 @@ pub fn listen(
             private_key: *key.bytes(),
         },
     };
-    let transport = NetcodeServerTransport::new(config, socket)?;
+    let transport = Transport::new(config, socket)?;
     let spawn = spawn_tile(app.world().resource::<TownMap>());
     app.insert_resource(RenetServer::new(connection_config()))
         .insert_resource(transport)
@@ -83,7 +82,7 @@ fn spawn_tile(map: &TownMap) -> TilePos {
 
 pub fn plugin(app: &mut App) {
     app.add_message::<Happened>()
-        .add_plugins((RenetServerPlugin, NetcodeServerPlugin))
+        .add_plugins((RenetServerPlugin, super::transport::plugin))
         .init_resource::<Avatars>()
         .init_resource::<AwayPlayers>()
         .init_resource::<Dropped>()
@@ -108,7 +107,7 @@ fn avatar(client_id: ClientId, name: &str, tile: TilePos, team: Team, net: Net) 
 fn on_server_event(
     event: On<RenetServerEvent>,
     mut commands: Commands,
-    transport: Res<NetcodeServerTransport>,
+    transport: Res<Transport>,
     mut server: ResMut<RenetServer>,
     mut avatars: ResMut<Avatars>,
     mut away: ResMut<AwayPlayers>,

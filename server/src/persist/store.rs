@@ -95,6 +95,12 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: u32 },
     #[error("database {path}: {what}")]
     Invalid { path: PathBuf, what: String },
+    #[error(
+        "database {path} {what}. Nothing was changed. To start a new world, point --db at a new \
+         file (or delete this one); to restore, copy back a backup (see `sqlite3 FILE .backup` \
+         in the README)"
+    )]
+    NoWorld { path: PathBuf, what: String },
 }
 
 /// One connection to the database.
@@ -111,19 +117,63 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the database at `path`, creating it if absent, and brings its schema up to date.
+    /// A file that exists but holds no world of ours is refused rather than made into a new
+    /// world: an empty (truncated) file, a database of something else, or the main file of a
+    /// world copied without its `-wal` (the world is in the WAL until SQLite checkpoints).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let fail = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
+        };
+        let existed = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(StoreError::NoWorld {
+                    path: path.to_path_buf(),
+                    what: "is empty (0 bytes)".into(),
+                });
+            }
+            Ok(_) => true,
+            Err(_) => false,
         };
         let connection = Connection::open(path).map_err(fail)?;
         let mut store = Self {
             connection,
             path: path.to_path_buf(),
         };
+        // Checked before anything is configured: a file that is refused is left as it was.
+        if existed {
+            store.check_holds_a_world()?;
+        }
         store.configure().map_err(fail)?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// An existing file must be at one of our schema versions (`user_version` set by a
+    /// migration).
+    fn check_holds_a_world(&self) -> Result<(), StoreError> {
+        let version = self.schema_version()?;
+        if version > 0 {
+            return Ok(());
+        }
+        let tables: Vec<String> = self
+            .connection
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name LIMIT 5")
+            .and_then(|mut q| q.query_map([], |row| row.get(0))?.collect())
+            .map_err(|e| self.fail(e))?;
+        let what = if tables.is_empty() {
+            let wal = format!("{}-wal", self.path.display());
+            format!(
+                "holds no world and no tables: if it was copied from a running or killed server, \
+                 the world is in {wal}, which must be copied with it"
+            )
+        } else {
+            format!("is not an Agora world (its tables: {})", tables.join(", "))
+        };
+        Err(StoreError::NoWorld {
+            path: self.path.clone(),
+            what,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -617,5 +667,65 @@ mod tests {
         let e = Store::open(&junk).unwrap_err().to_string();
         assert!(e.contains("junk.sqlite"), "{e}");
         assert!(e.contains("not a database"), "{e}");
+    }
+
+    /// Before: each of these started a new, empty world without a word (exit 0, no players,
+    /// the clock back at the start).
+    #[test]
+    fn a_file_that_holds_no_world_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("truncated.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        let e = Store::open(&empty).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated.sqlite is empty") && e.contains("--db"),
+            "{e}"
+        );
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+
+        let other = dir.path().join("other.sqlite");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE recipes (name TEXT);")
+            .unwrap();
+        let before = std::fs::read(&other).unwrap();
+        let e = Store::open(&other).unwrap_err().to_string();
+        assert!(
+            e.contains("not an Agora world (its tables: recipes)"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&other).unwrap(),
+            before,
+            "a refused file was changed"
+        );
+
+        // A world copied while its server runs: its pages are still in the WAL.
+        let live = dir.path().join("live.sqlite");
+        let mut store = Store::open(&live).unwrap();
+        let mut batch = Batch::default();
+        batch.add(Write::Clock(GameTime(90_000)));
+        store.write(&batch).unwrap();
+        let copy = dir.path().join("copy.sqlite");
+        std::fs::copy(&live, &copy).unwrap();
+        assert!(dir.path().join("live.sqlite-wal").exists());
+        let e = Store::open(&copy).unwrap_err().to_string();
+        assert!(
+            e.contains("copy.sqlite-wal, which must be copied with it"),
+            "{e}"
+        );
+        drop(store);
+        // Copied with its WAL, it opens with the world in it.
+        let whole = dir.path().join("whole.sqlite");
+        std::fs::copy(&live, &whole).unwrap();
+        if dir.path().join("live.sqlite-wal").exists() {
+            std::fs::copy(
+                dir.path().join("live.sqlite-wal"),
+                dir.path().join("whole.sqlite-wal"),
+            )
+            .unwrap();
+        }
+        let reopened = Store::open(&whole).unwrap();
+        assert_eq!(reopened.load().unwrap().clock, Some(GameTime(90_000)));
     }
 }

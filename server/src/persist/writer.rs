@@ -5,13 +5,14 @@
 //! and the pending rows stay bounded (one per player, one per memory, one clock).
 
 use super::store::{Batch, Store, Write};
-use bevy::log::error;
+use bevy::log::{error, warn};
 use bevy::prelude::Resource;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 enum Message {
     Write(Write),
@@ -115,6 +116,7 @@ impl Drop for Persistence {
 
 fn write_loop(mut store: Store, receiver: &Receiver<Message>, counts: &Counts) {
     let mut pending = Batch::default();
+    let mut failing = Failing::default();
     while let Ok(first) = receiver.recv() {
         let mut acks = Vec::new();
         for message in std::iter::once(first).chain(receiver.try_iter()) {
@@ -124,6 +126,7 @@ fn write_loop(mut store: Store, receiver: &Receiver<Message>, counts: &Counts) {
             }
         }
         let result = commit(&mut store, &mut pending, counts);
+        failing.report(&result, &store, pending.len());
         for ack in acks {
             let _ = ack.send(result.clone());
         }
@@ -135,6 +138,49 @@ fn write_loop(mut store: Store, receiver: &Receiver<Message>, counts: &Counts) {
             pending.len(),
             store.path().display()
         );
+    }
+}
+
+/// How often a failure that goes on (a full disk) is reported again.
+const REPORT_FAILURES_EVERY: Duration = Duration::from_secs(30);
+
+/// A run of failed commits: the first is reported at once, then one line every
+/// [`REPORT_FAILURES_EVERY`] while it lasts (a commit is tried every half second), and its end.
+#[derive(Default)]
+struct Failing {
+    attempts: u64,
+    reported: Option<Instant>,
+}
+
+impl Failing {
+    fn report(&mut self, result: &Result<(), String>, store: &Store, waiting: usize) {
+        let path = store.path().display();
+        match result {
+            Ok(()) if self.attempts > 0 => {
+                warn!(
+                    "saving to {path} works again, after {} failed attempts",
+                    self.attempts
+                );
+                *self = Self::default();
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.attempts += 1;
+                if self.attempts == 1 {
+                    error!("saving failed (will retry with the next write): {e}");
+                    self.reported = Some(Instant::now());
+                } else if self
+                    .reported
+                    .is_none_or(|t| t.elapsed() >= REPORT_FAILURES_EVERY)
+                {
+                    error!(
+                        "saving still fails after {} attempts ({waiting} rows waiting): {e}",
+                        self.attempts
+                    );
+                    self.reported = Some(Instant::now());
+                }
+            }
+        }
     }
 }
 
@@ -150,7 +196,6 @@ fn commit(store: &mut Store, pending: &mut Batch, counts: &Counts) -> Result<(),
         }
         Err(e) => {
             counts.failures.fetch_add(1, Ordering::Relaxed);
-            error!("saving failed (will retry with the next write): {e}");
             Err(e.to_string())
         }
     }

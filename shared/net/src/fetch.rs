@@ -20,8 +20,35 @@ pub fn base_url(url: &str) -> &str {
     url.strip_suffix("/token").unwrap_or(url)
 }
 
+/// Longest the endpoint's `Retry-After` is waited for in all before giving up.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
 /// A token's bytes for `player` from the endpoint at `url` (see [`base_url`]), or why not.
+/// An endpoint that says "too many requests" (HTTP 429) is asked again when its
+/// `Retry-After` has passed, for up to a minute.
 pub fn token(url: &str, player: &str) -> Result<Vec<u8>, String> {
+    let mut waited = Duration::ZERO;
+    loop {
+        match fetch_once(url, player)? {
+            Fetched::Token(bytes) => return Ok(bytes),
+            Fetched::RetryAfter(wait, why) => {
+                if waited + wait > MAX_RETRY_WAIT {
+                    return Err(why);
+                }
+                std::thread::sleep(wait);
+                waited += wait;
+            }
+        }
+    }
+}
+
+enum Fetched {
+    Token(Vec<u8>),
+    /// HTTP 429: how long to wait, and the endpoint's words.
+    RetryAfter(Duration, String),
+}
+
+fn fetch_once(url: &str, player: &str) -> Result<Fetched, String> {
     let encoded: String = player
         .bytes()
         .map(|b| match b {
@@ -41,19 +68,31 @@ pub fn token(url: &str, player: &str) -> Result<Vec<u8>, String> {
         .call()
         .map_err(|e| format!("{address}: {e}"))?;
     let status = reply.status().as_u16();
+    let retry_after = reply
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let body = reply
         .body_mut()
         .with_config()
         .limit(MAX_REPLY_BYTES)
         .read_to_vec()
         .map_err(|e| format!("{address}: {e}"))?;
-    if status != 200 {
-        return Err(format!(
+    let why = || {
+        format!(
             "{address}: HTTP {status}: {}",
             String::from_utf8_lossy(&body)
-        ));
+        )
+    };
+    match (status, retry_after) {
+        (200, _) => Ok(Fetched::Token(body)),
+        (429, Some(seconds)) => Ok(Fetched::RetryAfter(
+            Duration::from_secs(seconds.clamp(1, 10)),
+            why(),
+        )),
+        _ => Err(why()),
     }
-    Ok(body)
 }
 
 #[cfg(test)]

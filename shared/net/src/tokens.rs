@@ -17,6 +17,9 @@ pub const MAX_PLAYER_NAME_BYTES: usize = 32;
 /// Seconds without packets after which a connection is dropped (and its player may
 /// reconnect: netcode refuses a second connection for a client id still connected).
 pub const TIMEOUT_SECONDS: i32 = 5;
+/// Longest a token may be good for: 30 days. Longer would be a key in all but name (a token
+/// cannot be revoked), and netcode adds the lifetime to the clock unchecked.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -26,6 +29,8 @@ pub enum TokenError {
     BadName(String),
     #[error("a token needs at least one server address (and at most 32)")]
     Addresses,
+    #[error("a token's lifetime must be 1 s to {max} s (30 days), not {0} s", max = MAX_TTL.as_secs())]
+    Ttl(u64),
     #[error("cannot make the token: {0}")]
     Generation(String),
 }
@@ -65,12 +70,15 @@ pub fn mint(
     if addresses.is_empty() || addresses.len() > 32 {
         return Err(TokenError::Addresses);
     }
+    if ttl < Duration::from_secs(1) || ttl > MAX_TTL {
+        return Err(TokenError::Ttl(ttl.as_secs()));
+    }
     let mut user_data = [0u8; NETCODE_USER_DATA_BYTES];
     user_data[..player.len()].copy_from_slice(player.as_bytes());
     ConnectToken::generate(
         now,
         NETCODE_PROTOCOL_ID,
-        ttl.as_secs().max(1),
+        ttl.as_secs(),
         client_id(&player),
         TIMEOUT_SECONDS,
         addresses,
@@ -144,5 +152,14 @@ mod tests {
             mint(&key, "ada", vec![], Duration::from_secs(1), now()).err(),
             Some(TokenError::Addresses)
         );
+        // Before: u64::MAX overflowed into a token that expired before it was made, and 0
+        // quietly became 1 s.
+        for ttl in [0, MAX_TTL.as_secs() + 1, u64::MAX] {
+            assert_eq!(
+                mint(&key, "ada", vec![addr], Duration::from_secs(ttl), now()).err(),
+                Some(TokenError::Ttl(ttl))
+            );
+        }
+        assert!(mint(&key, "ada", vec![addr], MAX_TTL, now()).is_ok());
     }
 }

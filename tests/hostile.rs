@@ -4,16 +4,19 @@
 
 mod common;
 
+use agora_net::client::Client;
 use agora_net::config::unix_now;
 use agora_net::keys::ServerKey;
 use agora_net::tokens;
-use agora_server::net::handshakes::PENDING_PER_SOURCE;
+use agora_server::net::actions::IdleLimits;
+use agora_server::net::handshakes::{PENDING_PER_SOURCE, PLAYERS_PER_SOURCE};
 use agora_server::net::transport::Transport;
-use common::{join, run_until_within, server};
+use agora_shared::protocol::{ClientMessage, PROTOCOL_VERSION};
+use common::{join, run_for, run_until, run_until_within, server, server_on};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A netcode connection request for a valid token: what a client sends first, and all a
 /// half-open handshake ever sends.
@@ -94,4 +97,98 @@ fn a_flood_of_half_open_handshakes_does_not_lock_players_out() {
         refused >= (FLOOD - PENDING_PER_SOURCE) as u64 / 2,
         "the gate refused only {refused} of {FLOOD} half-open handshakes"
     );
+}
+
+/// Before: 128 bots from one machine filled every slot, and an honest player could not join.
+#[test]
+fn one_address_cannot_take_every_slot() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server_on(&key, None, PLAYERS_PER_SOURCE);
+    let mut bots: Vec<Client> = (0..PLAYERS_PER_SOURCE)
+        .map(|i| join(&key, &format!("bot{i}"), addr))
+        .collect();
+    let mut refs: Vec<&mut Client> = bots.iter_mut().collect();
+    run_until(&mut app, &mut refs, "one address's share joins", |_, c| {
+        c.iter().all(|b| b.is_connected())
+    });
+    // One more from the same address is turned away at the handshake, however long it tries
+    // (its token is good for a minute)...
+    let mut extra = join(&key, "bot-extra", addr);
+    run_for(&mut app, &mut [&mut extra], Duration::from_secs(2));
+    assert!(
+        !extra.is_connected(),
+        "one player too many from one address got in"
+    );
+    // ...while a player from elsewhere joins,
+    let token = tokens::mint(&key, "Ada", vec![addr], Duration::from_secs(60), unix_now()).unwrap();
+    let mut ada = Client::connect_from(token, "127.0.0.2:0".parse().unwrap()).unwrap();
+    run_until(
+        &mut app,
+        &mut [&mut ada],
+        "a player from another address joins",
+        |_, c| c[0].is_connected(),
+    );
+    // and a bot that leaves makes room for another from its address.
+    bots[0].disconnect();
+    let mut next = join(&key, "bot-next", addr);
+    let mut refs: Vec<&mut Client> = bots.iter_mut().chain([&mut next]).collect();
+    run_until(
+        &mut app,
+        &mut refs,
+        "a bot takes the freed place",
+        |_, c| c[PLAYERS_PER_SOURCE].is_connected(),
+    );
+}
+
+/// A connected client holds one of the server's slots: before, it could hold it forever by
+/// saying nothing. Now one that never says hello is let go after `hello`, and a player who
+/// joined and then sends nothing after `idle`; a player who keeps playing stays.
+#[test]
+fn clients_that_say_nothing_give_their_slot_back() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    app.insert_resource(IdleLimits {
+        hello: Duration::from_secs(1),
+        idle: Some(Duration::from_secs(2)),
+    });
+    let mut silent = join(&key, "silent", addr);
+    let mut quiet = join(&key, "quiet", addr);
+    let mut busy = join(&key, "busy", addr);
+    run_until(
+        &mut app,
+        &mut [&mut silent, &mut quiet, &mut busy],
+        "all connect",
+        |_, c| c.iter().all(|c| c.is_connected()),
+    );
+    for client in [&mut quiet, &mut busy] {
+        client.send(&ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+        });
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        busy.send(&ClientMessage::Say {
+            text: "still here".into(),
+        });
+        run_for(
+            &mut app,
+            &mut [&mut silent, &mut quiet, &mut busy],
+            Duration::from_millis(500),
+        );
+        if started.elapsed() < Duration::from_millis(900) {
+            assert!(
+                silent.is_connected() && quiet.is_connected(),
+                "let go too early"
+            );
+        }
+    }
+    assert!(
+        !silent.is_connected(),
+        "a client that never said hello kept its slot"
+    );
+    assert!(
+        !quiet.is_connected(),
+        "a player who sent nothing kept its slot"
+    );
+    assert!(busy.is_connected(), "a player who kept talking was let go");
 }

@@ -206,6 +206,8 @@ pub struct NetSetup {
     pub public: Option<SocketAddr>,
     pub key: ServerKey,
     pub view: ViewRange,
+    /// Players one address (an IPv6 /64) may have connected at once.
+    pub players_per_address: usize,
 }
 
 /// Builds the server's app. Each `app.update()` of the result is one tick.
@@ -286,7 +288,13 @@ impl ServerApp {
         self.app
             .insert_resource(net.view)
             .add_plugins(crate::net::plugin);
-        let bound = crate::net::server::listen(&mut self.app, net.bind, net.public, &net.key)?;
+        let bound = crate::net::server::listen(
+            &mut self.app,
+            net.bind,
+            net.public,
+            &net.key,
+            net.players_per_address,
+        )?;
         Ok((self, bound))
     }
 
@@ -373,6 +381,7 @@ mod tests {
             public: None,
             key: ServerKey::generate(),
             view: ViewRange::default(),
+            players_per_address: crate::net::handshakes::PLAYERS_PER_SOURCE,
         })
         .unwrap();
         let mut app = app.build();

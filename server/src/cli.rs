@@ -159,6 +159,19 @@ pub struct ServeArgs {
     /// No token endpoint (tokens only from `agora-server token`).
     #[arg(long)]
     pub no_token_endpoint: bool,
+    /// Players one address (an IPv6 /64) may have connected at once; more are refused at the
+    /// handshake. Raise it for load tests or a LAN party behind one router.
+    #[arg(long, default_value_t = crate::net::handshakes::PLAYERS_PER_SOURCE as u16,
+          value_parser = clap::value_parser!(u16).range(1..=crate::net::server::MAX_CLIENTS as i64))]
+    pub players_per_address: u16,
+    /// Seconds a joined player may send nothing before it is disconnected, freeing its slot
+    /// (0: never). A client that connects but never says hello has 10 s.
+    #[arg(long, default_value_t = crate::net::actions::IDLE_KICK_SECONDS)]
+    pub idle_kick: u64,
+    /// Players not seen for this many days are forgotten when the server starts (their avatar
+    /// and team; the name can join again as new). 0: never.
+    #[arg(long, default_value_t = 90)]
+    pub forget_players_after_days: u64,
     /// Every agent keeps a memory stream (MiniLM; see `sim --help`), saved in the database so
     /// a restarted server resumes every agent's memories.
     #[arg(long)]
@@ -709,6 +722,11 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
             .seconds
             .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
         token_endpoint: (!args.no_token_endpoint).then_some(args.token_endpoint),
+        players_per_address: usize::from(args.players_per_address),
+        idle_kick: (args.idle_kick > 0).then(|| std::time::Duration::from_secs(args.idle_kick)),
+        forget_players_after: (args.forget_players_after_days > 0).then(|| {
+            std::time::Duration::from_secs(args.forget_players_after_days.saturating_mul(86_400))
+        }),
         view: ViewRange::radius(args.view_radius),
         memory: args.memory,
         brain: args.brain,

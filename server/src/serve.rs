@@ -59,6 +59,12 @@ pub struct ServeConfig {
     pub duration: Option<Duration>,
     /// Where the token endpoint listens, if anywhere.
     pub token_endpoint: Option<SocketAddr>,
+    /// Players one address may have connected at once.
+    pub players_per_address: usize,
+    /// How long a joined player may send nothing (`None`: forever).
+    pub idle_kick: Option<Duration>,
+    /// Players not seen for this long are forgotten at start-up (`None`: never).
+    pub forget_players_after: Option<Duration>,
     /// How far players see.
     pub view: ViewRange,
     /// Every agent keeps a memory stream (MiniLM), saved in the database.
@@ -145,6 +151,17 @@ fn prepare(config: &ServeConfig) -> Result<Prepared, String> {
         .map_err(|e| format!("cannot create {}: {e}", config.out.display()))?;
     let lock = lock_database(&config.db)?;
     let store = Store::open(&config.db).map_err(|e| e.to_string())?;
+    if let Some(age) = config.forget_players_after {
+        let forgotten = store
+            .forget_players_unseen_for(age)
+            .map_err(|e| e.to_string())?;
+        if forgotten > 0 {
+            println!(
+                "serve: forgot {forgotten} players not seen for {} days",
+                age.as_secs() / 86_400
+            );
+        }
+    }
     let saved = store.load().map_err(|e| e.to_string())?;
     let start = config
         .start
@@ -253,6 +270,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             public: config.public,
             key: key.clone(),
             view: config.view,
+            players_per_address: config.players_per_address,
         })
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let public = config.public.unwrap_or(bound);
@@ -270,7 +288,11 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
         );
     }
     let mut app = app.build();
-    app.insert_resource(DatabaseLock { _file: lock });
+    app.insert_resource(DatabaseLock { _file: lock })
+        .insert_resource(crate::net::actions::IdleLimits {
+            idle: config.idle_kick,
+            ..default()
+        });
     println!(
         "serve: {world} on {bound} ({agents} agents, {} Hz, 1 s = {} game s); tokens: agora-server token --player NAME --server {public}",
         config.hz, config.time_scale,

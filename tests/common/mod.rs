@@ -30,7 +30,17 @@ pub fn server(key: &ServerKey) -> (App, SocketAddr, MemorySink) {
 }
 
 /// As [`server`], with agents that think with `minds` (answers applied as they arrive).
+/// Every test player comes from 127.0.0.1: any number of them may be connected.
 pub fn server_with(key: &ServerKey, minds: Option<Minds>) -> (App, SocketAddr, MemorySink) {
+    server_on(key, minds, agora_server::net::server::MAX_CLIENTS)
+}
+
+/// As [`server_with`], letting one address have `players_per_address` players connected.
+pub fn server_on(
+    key: &ServerKey,
+    minds: Option<Minds>,
+    players_per_address: usize,
+) -> (App, SocketAddr, MemorySink) {
     let (map, roster) = agora_server::app::load_town(
         &assets().join("maps/maple_hollow.tmj"),
         &assets().join("personas"),
@@ -59,6 +69,7 @@ pub fn server_with(key: &ServerKey, minds: Option<Minds>) -> (App, SocketAddr, M
             public: None,
             key: key.clone(),
             view: ViewRange::default(),
+            players_per_address,
         })
         .unwrap();
     (app.build(), addr, sink)
@@ -99,4 +110,12 @@ pub fn run_until_within(
         }
         std::thread::sleep(dt);
     }
+}
+
+/// Runs the server and the clients for `how_long`.
+pub fn run_for(app: &mut App, clients: &mut [&mut Client], how_long: Duration) {
+    let deadline = Instant::now() + how_long;
+    run_until(app, clients, "the time to pass", |_, _| {
+        Instant::now() >= deadline
+    });
 }

@@ -2,7 +2,8 @@
 //! `net/` holds no gameplay. A player acts only through its own avatar (the connection's client
 //! id picks it), within a message rate; malformed or unexpected messages are dropped and
 //! counted, commands the world's rules refuse come back as `Refused`, and a client that keeps
-//! breaking the rules is disconnected.
+//! breaking the rules is disconnected, as is one that says nothing for too long
+//! ([`IdleLimits`]): a connected client holds one of the server's few slots.
 
 use super::replication::{Net, ReplicationSystems, View};
 use super::server::{Avatars, Dropped, Joined};
@@ -17,6 +18,7 @@ use bevy::prelude::*;
 use bevy_renet::RenetServer;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 /// Messages a client may send per second before they are refused.
 pub const MESSAGES_PER_SECOND: u32 = 20;
@@ -52,13 +54,47 @@ impl Budget {
     }
 }
 
+/// When a client's last message arrived (wall-clock time: idle limits are about real time).
+#[derive(Component, Debug)]
+pub struct LastMessage(pub Instant);
+
+impl Default for LastMessage {
+    fn default() -> Self {
+        Self(Instant::now())
+    }
+}
+
+/// How long a connected client may say nothing before it is disconnected: `hello` before its
+/// first `Hello` (a client that connects and waits holds a slot for nothing), `idle` once it
+/// has joined (`None`: never).
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct IdleLimits {
+    pub hello: Duration,
+    pub idle: Option<Duration>,
+}
+
+/// Seconds a joined player may send nothing, by default (`serve --idle-kick`).
+pub const IDLE_KICK_SECONDS: u64 = 600;
+
+impl Default for IdleLimits {
+    fn default() -> Self {
+        Self {
+            hello: Duration::from_secs(10),
+            idle: Some(Duration::from_secs(IDLE_KICK_SECONDS)),
+        }
+    }
+}
+
 pub fn plugin(app: &mut App) {
     app.add_message::<ActorCommand>()
         .add_message::<Refused>()
+        .init_resource::<IdleLimits>()
         .add_systems(
             Update,
             (
-                decode_messages.in_set(TickSystems::Input),
+                (decode_messages, disconnect_idle)
+                    .chain()
+                    .in_set(TickSystems::Input),
                 answer_refusals
                     .in_set(TickSystems::Record)
                     .before(ReplicationSystems::Views),
@@ -77,13 +113,13 @@ fn decode_messages(
     avatars: Res<Avatars>,
     map: Res<TownMap>,
     clock: Res<GameClock>,
-    mut players: Query<(&ActorId, &Net, Has<Joined>, &mut Budget)>,
+    mut players: Query<(&ActorId, &Net, Has<Joined>, &mut Budget, &mut LastMessage)>,
 ) {
     for client_id in server.clients_id() {
         let Some(&entity) = avatars.0.get(&client_id) else {
             continue;
         };
-        let Ok((actor, net, mut is_joined, mut budget)) = players.get_mut(entity) else {
+        let Ok((actor, net, mut is_joined, mut budget, mut last)) = players.get_mut(entity) else {
             continue;
         };
         if server.bytes_received_per_sec(client_id) > MAX_CLIENT_BYTES_PER_SECOND {
@@ -112,7 +148,10 @@ fn decode_messages(
             };
             read += 1;
             let message = match decode::<ClientMessage>(&bytes) {
-                Ok(m) => m,
+                Ok(m) => {
+                    last.0 = Instant::now();
+                    m
+                }
                 Err(e) => {
                     debug!("{}: dropped a message: {e}", actor.0);
                     dropped.messages += 1;
@@ -169,6 +208,35 @@ fn decode_messages(
             server.send_message(client_id, Channel::Reliable, encode(&reply));
         }
         strike(&mut server, &mut budget, client_id, &actor.0, strikes);
+    }
+}
+
+/// Disconnects clients that said nothing for longer than [`IdleLimits`] allows.
+fn disconnect_idle(
+    mut server: ResMut<RenetServer>,
+    limits: Res<IdleLimits>,
+    players: Query<(&Player, &ActorId, Has<Joined>, &LastMessage)>,
+) {
+    for (player, actor, joined, last) in &players {
+        let quiet = last.0.elapsed();
+        let over = match (joined, limits.idle) {
+            (false, _) => quiet > limits.hello,
+            (true, Some(idle)) => quiet > idle,
+            (true, None) => false,
+        };
+        if over && server.is_connected(player.client_id) {
+            let what = if joined {
+                "sent nothing"
+            } else {
+                "never said hello"
+            };
+            warn!(
+                "{}: {what} for {} s; disconnecting",
+                actor.0,
+                quiet.as_secs()
+            );
+            server.disconnect(player.client_id);
+        }
     }
 }
 

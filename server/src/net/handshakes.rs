@@ -19,6 +19,9 @@ pub const PENDING_PER_SOURCE: usize = 16;
 /// Handshakes under way in all: below netcode's own table of 4,096, so that netcode itself is
 /// never the one that refuses (it does so silently).
 pub const PENDING_TOTAL: usize = 3_072;
+/// Players one source may have connected at once, by default (`serve --players-per-address`):
+/// 128 bots from one machine filled every slot, and no honest player could join.
+pub const PLAYERS_PER_SOURCE: usize = 8;
 /// Seconds an entry is kept past its token's expiry: netcode's clock starts at the server's
 /// start and advances by tick deltas, so it may trail the wall clock a little.
 const EXPIRY_MARGIN_SECS: u64 = 2;
@@ -80,6 +83,8 @@ pub enum Refusal {
     SourceBusy,
     /// [`PENDING_TOTAL`] handshakes are under way.
     Full,
+    /// The source has as many players connected as it may.
+    SourcePlaying,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -88,24 +93,50 @@ struct Pending {
     expires: u64,
 }
 
-/// The mirror of netcode's pending table, and each source's share of it.
-#[derive(Debug, Default)]
+/// The mirror of netcode's pending table, each source's share of it, and the players each
+/// source has connected.
+#[derive(Debug)]
 pub struct HandshakeGate {
     pending: HashMap<SocketAddr, Pending>,
     per_source: HashMap<Source, usize>,
+    connected: HashMap<SocketAddr, Source>,
+    playing: HashMap<Source, usize>,
+    players_per_source: usize,
+}
+
+impl Default for HandshakeGate {
+    fn default() -> Self {
+        Self::new(PLAYERS_PER_SOURCE)
+    }
 }
 
 impl HandshakeGate {
+    /// A gate that lets each source have `players_per_source` players connected (at least 1).
+    pub fn new(players_per_source: usize) -> Self {
+        Self {
+            pending: HashMap::new(),
+            per_source: HashMap::new(),
+            connected: HashMap::new(),
+            playing: HashMap::new(),
+            players_per_source: players_per_source.max(1),
+        }
+    }
+
     /// Whether a connection request from `from` may reach netcode. A request from an address
-    /// that already holds a slot always may: that is a client repeating itself.
+    /// that already holds a slot, or is connected, always may: that is a client repeating
+    /// itself (netcode answers it without a new slot).
     pub fn admit(&self, from: SocketAddr) -> Result<(), Refusal> {
-        if self.pending.contains_key(&from) {
+        if self.pending.contains_key(&from) || self.connected.contains_key(&from) {
             return Ok(());
+        }
+        let source = Source::of(from);
+        if self.playing.get(&source).copied().unwrap_or(0) >= self.players_per_source {
+            return Err(Refusal::SourcePlaying);
         }
         if self.pending.len() >= PENDING_TOTAL {
             return Err(Refusal::Full);
         }
-        let held = self.per_source.get(&Source::of(from)).copied().unwrap_or(0);
+        let held = self.per_source.get(&source).copied().unwrap_or(0);
         if held >= PENDING_PER_SOURCE {
             return Err(Refusal::SourceBusy);
         }
@@ -125,7 +156,18 @@ impl HandshakeGate {
     /// The client at `addr` finished its handshake: netcode moved it out of its pending table.
     pub fn connected(&mut self, addr: SocketAddr) {
         if let Some(pending) = self.pending.remove(&addr) {
-            self.release(pending.source);
+            release(&mut self.per_source, pending.source);
+        }
+        let source = Source::of(addr);
+        if self.connected.insert(addr, source).is_none() {
+            *self.playing.entry(source).or_default() += 1;
+        }
+    }
+
+    /// The client at `addr` is gone.
+    pub fn disconnected(&mut self, addr: SocketAddr) {
+        if let Some(source) = self.connected.remove(&addr) {
+            release(&mut self.playing, source);
         }
     }
 
@@ -140,7 +182,7 @@ impl HandshakeGate {
             keep
         });
         for source in gone {
-            self.release(source);
+            release(&mut self.per_source, source);
         }
     }
 
@@ -148,13 +190,14 @@ impl HandshakeGate {
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+}
 
-    fn release(&mut self, source: Source) {
-        if let Some(held) = self.per_source.get_mut(&source) {
-            *held -= 1;
-            if *held == 0 {
-                self.per_source.remove(&source);
-            }
+/// One fewer for `source`; a source at zero is forgotten.
+fn release(counts: &mut HashMap<Source, usize>, source: Source) {
+    if let Some(held) = counts.get_mut(&source) {
+        *held -= 1;
+        if *held == 0 {
+            counts.remove(&source);
         }
     }
 }
@@ -191,6 +234,22 @@ mod tests {
         assert!(
             gate.per_source.len() == 1 && gate.per_source[&Source::of(addr("10.0.0.2:1"))] == 1
         );
+    }
+
+    #[test]
+    fn a_source_has_only_so_many_players() {
+        let mut gate = HandshakeGate::new(2);
+        gate.connected(addr("10.0.0.2:1"));
+        gate.connected(addr("10.0.0.2:2"));
+        assert_eq!(gate.admit(addr("10.0.0.2:3")), Err(Refusal::SourcePlaying));
+        assert_eq!(
+            gate.admit(addr("10.0.0.2:1")),
+            Ok(()),
+            "a connected client repeating"
+        );
+        assert_eq!(gate.admit(addr("10.0.0.9:3")), Ok(()));
+        gate.disconnected(addr("10.0.0.2:1"));
+        assert_eq!(gate.admit(addr("10.0.0.2:3")), Ok(()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! is remembered ([`AwayPlayers`]: tile, team, record), so reconnecting with the same identity
 //! (the client id in the token) brings the avatar back where it stood.
 
-use super::actions::{Budget, STRIKES_TO_DISCONNECT};
+use super::actions::{Budget, LastMessage, STRIKES_TO_DISCONNECT};
 use super::replication::{Net, NetIds};
 use super::transport::Transport;
 use crate::actors::{Away, AwayPlayers, Player, Team};
@@ -44,12 +44,14 @@ pub struct Dropped {
 }
 
 /// Opens the UDP socket and starts netcode in secure mode. `public` is the address written in
-/// tokens (default: the bound address). Returns the bound address.
+/// tokens (default: the bound address); one address may have `players_per_address` players
+/// connected. Returns the bound address.
 pub fn listen(
     app: &mut App,
     bind: SocketAddr,
     public: Option<SocketAddr>,
     key: &ServerKey,
+    players_per_address: usize,
 ) -> std::io::Result<SocketAddr> {
     let socket = UdpSocket::bind(bind)?;
     let bound = socket.local_addr()?;
@@ -62,7 +64,7 @@ pub fn listen(
             private_key: *key.bytes(),
         },
     };
-    let transport = Transport::new(config, socket)?;
+    let transport = Transport::new(config, socket, players_per_address)?;
     let spawn = spawn_tile(app.world().resource::<TownMap>());
     app.insert_resource(RenetServer::new(connection_config()))
         .insert_resource(transport)
@@ -169,7 +171,11 @@ fn on_server_event(
                 .unwrap_or_else(|| ids.issue());
             let team = Team(returning.and_then(|a| a.team));
             let entity = commands
-                .spawn((avatar(client_id, &name, tile, team, net), budget))
+                .spawn((
+                    avatar(client_id, &name, tile, team, net),
+                    budget,
+                    LastMessage::default(),
+                ))
                 .id();
             avatars.0.insert(client_id, entity);
             happened.write(Happened(Event::PlayerJoined {

@@ -33,13 +33,18 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// netcode on `socket` (made non-blocking).
-    pub fn new(config: ServerConfig, socket: UdpSocket) -> io::Result<Self> {
+    /// netcode on `socket` (made non-blocking), letting each source (an IPv4 address, an
+    /// IPv6 /64) have `players_per_source` players connected.
+    pub fn new(
+        config: ServerConfig,
+        socket: UdpSocket,
+        players_per_source: usize,
+    ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         Ok(Self {
             socket,
             netcode: NetcodeServer::new(config),
-            gate: HandshakeGate::default(),
+            gate: HandshakeGate::new(players_per_source),
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             refusals: RefusalLog::default(),
         })
@@ -169,6 +174,7 @@ fn deliver(
             addr,
             payload,
         } => {
+            gate.disconnected(addr);
             server.remove_connection(client_id);
             if let Some(payload) = payload {
                 send(payload, addr);
@@ -217,6 +223,9 @@ impl RefusalLog {
                     super::handshakes::PENDING_PER_SOURCE
                 ),
                 Refusal::Full => format!("{n} from {source} (the handshake table is full)"),
+                Refusal::SourcePlaying => {
+                    format!("{n} from {source} (as many players connected as one address may)")
+                }
             })
             .collect();
         warn!(

@@ -50,6 +50,10 @@ const MIGRATIONS: &[&str] = &[
         agent TEXT PRIMARY KEY, -- the agent's id
         plan  TEXT NOT NULL     -- its DayPlan as JSON (cognition::planning)
     ) STRICT;",
+    // 4: when each player was last saved (Unix seconds), so that long-gone ones are forgotten.
+    // Players from before count as seen at the migration.
+    "ALTER TABLE players ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+     UPDATE players SET last_seen = unixepoch();",
 ];
 
 /// A player's avatar as saved.
@@ -343,6 +347,17 @@ impl Store {
         Ok(streams)
     }
 
+    /// Deletes the players not saved (not seen: a player is saved as it moves and as it
+    /// leaves) for `age`, so that names that came once do not stay forever. Returns how many.
+    pub fn forget_players_unseen_for(&self, age: Duration) -> Result<usize, StoreError> {
+        self.connection
+            .execute(
+                "DELETE FROM players WHERE last_seen < unixepoch() - ?1",
+                [i64::try_from(age.as_secs()).unwrap_or(i64::MAX)],
+            )
+            .map_err(|e| self.fail(e))
+    }
+
     /// The raw clock and the players (whose columns rusqlite range-checks).
     fn load_inner(&self) -> rusqlite::Result<(Option<i64>, Vec<SavedPlayer>)> {
         let clock = self
@@ -376,9 +391,11 @@ impl Store {
         let tx = self.connection.transaction()?;
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO players (client_id, name, x, y, team) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO players (client_id, name, x, y, team, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, unixepoch())
                  ON CONFLICT (client_id) DO UPDATE SET
-                    name = excluded.name, x = excluded.x, y = excluded.y, team = excluded.team",
+                    name = excluded.name, x = excluded.x, y = excluded.y, team = excluded.team,
+                    last_seen = excluded.last_seen",
             )?;
             for p in batch.players.values() {
                 upsert.execute(params![
@@ -641,7 +658,7 @@ mod tests {
             .connection
             .execute_batch(
                 "UPDATE world SET value = 5;
-                 INSERT INTO players VALUES (1, 'ada', 70000, 3, NULL);",
+                 INSERT INTO players VALUES (1, 'ada', 70000, 3, NULL, 0);",
             )
             .unwrap();
         let e = store.load().unwrap_err().to_string();
@@ -667,6 +684,29 @@ mod tests {
         let e = Store::open(&junk).unwrap_err().to_string();
         assert!(e.contains("junk.sqlite"), "{e}");
         assert!(e.contains("not a database"), "{e}");
+    }
+
+    /// Before: every name that ever joined stayed as a row forever (264 after one 75 s run of
+    /// joining names). Now rows carry when they were last saved, and old ones are forgotten.
+    #[test]
+    fn players_not_seen_for_long_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("world.sqlite")).unwrap();
+        let mut batch = Batch::default();
+        batch.add(Write::Player(ada(3)));
+        store.write(&batch).unwrap();
+        // Bob was last seen 100 days ago.
+        store
+            .connection
+            .execute(
+                "INSERT INTO players VALUES (9, 'bob', 1, 1, NULL, unixepoch() - 100 * 86400)",
+                [],
+            )
+            .unwrap();
+        let ninety_days = Duration::from_secs(90 * 86_400);
+        assert_eq!(store.forget_players_unseen_for(ninety_days).unwrap(), 1);
+        assert_eq!(store.load().unwrap().players, vec![ada(3)]);
+        assert_eq!(store.forget_players_unseen_for(ninety_days).unwrap(), 0);
     }
 
     /// Before: each of these started a new, empty world without a word (exit 0, no players,

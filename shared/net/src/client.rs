@@ -24,7 +24,13 @@ pub struct Client {
 impl Client {
     /// Starts connecting with `token` from a fresh loopback-or-any UDP port.
     pub fn connect(token: ConnectToken) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        Self::connect_from(token, "0.0.0.0:0".parse().expect("an address"))
+    }
+
+    /// Starts connecting with `token` from a socket bound to `local` (a host with several
+    /// addresses, or a test playing two hosts on loopback: 127.0.0.2).
+    pub fn connect_from(token: ConnectToken, local: std::net::SocketAddr) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(local)?;
         let transport = NetcodeClientTransport::new(
             unix_now(),
             ClientAuthentication::Secure {

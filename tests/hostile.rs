@@ -192,3 +192,39 @@ fn clients_that_say_nothing_give_their_slot_back() {
     );
     assert!(busy.is_connected(), "a player who kept talking was let go");
 }
+
+/// Before: "Ada0", Cyrillic "Аda0" and full-width "Ａｄａ0" joined as three players, and ".."
+/// was a name. Now the full-width name is Ada0's own (normalised), the Cyrillic one is
+/// refused as a lookalike while Ada0 is known, and a name needs a letter or digit.
+#[test]
+fn lookalike_names_are_one_player_or_refused() {
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let mut ada = join(&key, "Ada0", addr);
+    run_until(&mut app, &mut [&mut ada], "Ada0 joins", |_, c| {
+        c[0].is_connected()
+    });
+    let mint =
+        |name: &str| tokens::mint(&key, name, vec![addr], Duration::from_secs(60), unix_now());
+    assert_eq!(
+        mint("Ａｄａ0").unwrap().client_id,
+        tokens::client_id("Ada0"),
+        "full-width Ada0 is Ada0"
+    );
+    assert!(mint("..").is_err() && mint("\u{200B}").is_err());
+    let mut cyrillic = join(&key, "\u{0410}da0", addr);
+    run_for(
+        &mut app,
+        &mut [&mut ada, &mut cyrillic],
+        Duration::from_secs(2),
+    );
+    assert!(!cyrillic.is_connected(), "a lookalike of Ada0 joined");
+    assert!(ada.is_connected());
+    let mut bob = join(&key, "Bob0", addr);
+    run_until(
+        &mut app,
+        &mut [&mut ada, &mut bob],
+        "someone else joins",
+        |_, c| c[1].is_connected(),
+    );
+}

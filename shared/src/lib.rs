@@ -6,6 +6,7 @@
 pub mod events;
 pub mod persona;
 pub mod protocol;
+pub mod text;
 pub mod tile;
 pub mod time;
 

@@ -12,14 +12,12 @@ use bevy::prelude::*;
 /// Tiles (Chebyshev) within which speech is heard.
 pub const EARSHOT: u16 = 4;
 
-/// Trimmed, control characters turned to spaces, 1..=max characters; else `None`. The rule for
-/// every actor's words (and team names): a model's line is held to it as a player's is.
+/// Without invisible characters (controls, right-to-left overrides, zero-width characters,
+/// line separators: [`agora_shared::text::visible`]), trimmed, 1..=max characters; else
+/// `None`. The rule for every actor's words (and team names): a model's line is held to it as
+/// a player's is.
 pub fn clean_text(text: &str, max: usize) -> Option<String> {
-    let cleaned: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let cleaned = agora_shared::text::visible(text);
     let count = cleaned.chars().count();
     (1..=max).contains(&count).then_some(cleaned)
 }
@@ -67,5 +65,12 @@ mod tests {
         assert_eq!(clean_text("   ", 10), None);
         assert_eq!(clean_text(&"x".repeat(11), 10), None);
         assert_eq!(clean_text(&"é".repeat(10), 10), Some("é".repeat(10)));
+        // Before: these passed into chat, team names and the log.
+        assert_eq!(
+            clean_text("evil\u{202E}txt.exe", 20),
+            Some("eviltxt.exe".into())
+        );
+        assert_eq!(clean_text("\u{200B}", 10), None, "a lone zero-width space");
+        assert_eq!(clean_text("a\u{2028}b", 10), Some("a b".into()));
     }
 }

@@ -37,6 +37,11 @@ pub struct Avatars(pub HashMap<ClientId, Entity>);
 #[derive(Resource, Clone, Copy, Debug)]
 pub struct SpawnTile(pub TilePos);
 
+/// Every known player's name by its skeleton ([`agora_shared::text::skeleton`]): a name that
+/// looks like another player's (Cyrillic "Аda" beside Latin "Ada") is refused.
+#[derive(Resource, Default, Debug)]
+pub struct NameSkeletons(pub HashMap<String, ClientId>);
+
 /// Messages dropped because they were malformed, oversized or unexpected (per run).
 #[derive(Resource, Default, Debug)]
 pub struct Dropped {
@@ -88,7 +93,19 @@ pub fn plugin(app: &mut App) {
         .init_resource::<Avatars>()
         .init_resource::<AwayPlayers>()
         .init_resource::<Dropped>()
+        .init_resource::<NameSkeletons>()
+        .add_systems(Startup, remember_skeletons)
         .add_observer(on_server_event);
+}
+
+/// The players the server remembers (from the database) hold their names' looks.
+fn remember_skeletons(away: Res<AwayPlayers>, mut skeletons: ResMut<NameSkeletons>) {
+    for (&client_id, player) in &away.0 {
+        skeletons
+            .0
+            .entry(agora_shared::text::skeleton(&player.name))
+            .or_insert(client_id);
+    }
 }
 
 /// A connected player's avatar.
@@ -114,6 +131,7 @@ fn on_server_event(
     mut avatars: ResMut<Avatars>,
     mut away: ResMut<AwayPlayers>,
     mut ids: ResMut<NetIds>,
+    mut skeletons: ResMut<NameSkeletons>,
     map: Res<TownMap>,
     spawn: Res<SpawnTile>,
     mut happened: MessageWriter<Happened>,
@@ -134,6 +152,18 @@ fn on_server_event(
             if avatars.0.contains_key(&client_id) {
                 // netcode lets one connection per client id in; never two avatars for one.
                 return;
+            }
+            let looks = agora_shared::text::skeleton(&name);
+            match skeletons.0.get(&looks) {
+                Some(&other) if other != client_id => {
+                    warn!("{name}: looks like another player's name; refused");
+                    server.disconnect(client_id);
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    skeletons.0.insert(looks, client_id);
+                }
             }
             let returning = away.0.remove(&client_id);
             // Disconnected for breaking the rules, it stays out (until the server restarts).

@@ -24,7 +24,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error(
-        "player name {0:?}: use 1 to {MAX_PLAYER_NAME_BYTES} letters, digits, spaces, '-', '_' or '.'"
+        "player name {0:?}: use 1 to {MAX_PLAYER_NAME_BYTES} letters, digits, spaces, '-', '_' or '.', \
+         with at least one letter or digit"
     )]
     BadName(String),
     #[error("a token needs at least one server address (and at most 32)")]
@@ -35,18 +36,20 @@ pub enum TokenError {
     Generation(String),
 }
 
-/// Trims a player name and checks it.
+/// A player name in its normal form (NFKC, trimmed: a full-width "Ａｄａ" is "Ada"), checked:
+/// letters, digits and a few separators, with at least one letter or digit ("..", "- -" are
+/// not names).
 pub fn player_name(name: &str) -> Result<String, TokenError> {
-    let name = name.trim();
-    let ok = !name.is_empty()
-        && name.len() <= MAX_PLAYER_NAME_BYTES
+    let name = agora_shared::text::normal_name(name);
+    let ok = name.len() <= MAX_PLAYER_NAME_BYTES
+        && name.chars().any(char::is_alphanumeric)
         && name
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'));
     if ok {
-        Ok(name.to_string())
+        Ok(name)
     } else {
-        Err(TokenError::BadName(name.to_string()))
+        Err(TokenError::BadName(name))
     }
 }
 
@@ -127,9 +130,14 @@ mod tests {
             "ada\0",
             "<script>",
             "a\nb",
+            "..",
+            "- _ .",
+            "a\u{200B}b",
         ] {
             assert!(player_name(bad).is_err(), "{bad:?}");
         }
+        // Before: "Ada0" and full-width "Ａｄａ0" joined as two players.
+        assert_eq!(player_name("Ａｄａ0"), Ok("Ada0".into()));
         assert_eq!(client_id("ada"), client_id("ada"));
         assert_ne!(client_id("ada"), client_id("Ada"));
         assert_ne!(client_id("ada"), 0);

@@ -637,6 +637,14 @@ fn persona_check(
     let broken_files: std::collections::BTreeSet<_> =
         report.errors.iter().map(|e| &e.file).collect();
     let files = report.personas.len() + broken_files.len();
+    if files == 0 {
+        // The answer `sim` and `serve` give for the same folder (TownError::NoPersonas).
+        eprintln!(
+            "persona check: no persona files (*.toml) in {}: a town needs at least one",
+            dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if report.errors.is_empty() {
         println!(
             "persona check: {} personas valid in {}",

@@ -28,6 +28,36 @@ fn shipped_personas_pass_the_check() {
     );
 }
 
+/// Before: an empty folder passed (`0 personas valid`, exit 0), yet `sim` refused it.
+#[test]
+fn an_empty_persona_folder_fails_the_check_as_it_fails_sim() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let check = agora(&["persona", "check", folder]);
+    assert!(!check.status.success());
+    assert!(
+        text(&check.stderr).contains("no persona files (*.toml) in"),
+        "{}",
+        text(&check.stderr)
+    );
+    let out = dir.path().join("run");
+    let sim = agora(&[
+        "sim",
+        "--hours",
+        "0.1",
+        "--personas",
+        folder,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!sim.status.success());
+    assert!(
+        text(&sim.stderr).contains("no persona files in"),
+        "{}",
+        text(&sim.stderr)
+    );
+}
+
 #[test]
 fn shipped_map_passes_the_check() {
     let out = agora(&["map", "check"]);

@@ -121,7 +121,9 @@ pub fn parse_persona(
             check.errors.push(PersonaError {
                 file: path.to_path_buf(),
                 line,
-                field: String::new(),
+                field: e
+                    .span()
+                    .map_or_else(String::new, |s| field_at(text, s.start)),
                 message: with_suggestion(e.message().trim()),
             });
             return Err(check.errors);
@@ -132,6 +134,43 @@ pub fn parse_persona(
         Ok(persona)
     } else {
         Err(check.errors)
+    }
+}
+
+/// The field whose value starts at byte `offset` (where a type error points): the key before
+/// it on its line, in the table above it: `traits`, `work.start`, `visits[1].at`. Empty when
+/// the offset is not at a value (a syntax error, an unknown key).
+fn field_at(text: &str, offset: usize) -> String {
+    let Some(prefix) = text.get(..offset) else {
+        return String::new();
+    };
+    let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+    let Some(before) = prefix[line_start..].trim_end().strip_suffix('=') else {
+        return String::new();
+    };
+    let before = before.trim_end();
+    let key_start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |i| i + 1);
+    let key = &before[key_start..];
+    if key.is_empty() {
+        return String::new();
+    }
+    let mut table = String::new();
+    let mut arrays: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for line in prefix[..line_start].lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            let seen = arrays.entry(name.trim()).or_default();
+            table = format!("{}[{seen}]", name.trim());
+            *seen += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.trim().to_string();
+        }
+    }
+    if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
     }
 }
 

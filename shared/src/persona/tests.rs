@@ -113,6 +113,25 @@ fn misspelled_field_names_line_and_field() {
     assert!(!e.message.contains("did you mean"), "{e}");
 }
 
+/// Before: `ann.toml:4: invalid type: string "kind, curious", expected a sequence`, with no
+/// word of which field.
+#[test]
+fn a_type_error_names_its_field() {
+    let e = single_error(
+        r#"traits = ["kind", "curious"]"#,
+        r#"traits = "kind, curious""#,
+    );
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("traits", line_of("traits =", VALID))
+    );
+    assert!(e.to_string().contains("field `traits`"), "{e}");
+    let e = single_error("minutes = 60", r#"minutes = "an hour""#);
+    assert_eq!(e.field, "visits[0].minutes", "{e}");
+    let e = single_error("age = 30", "age = [30]");
+    assert_eq!(e.field, "age", "{e}");
+}
+
 #[test]
 fn wake_hour_out_of_range() {
     let e = single_error("wake = \"06:00\"", "wake = \"27:00\"");

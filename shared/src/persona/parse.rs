@@ -255,11 +255,30 @@ impl Checker<'_> {
         value.map(|v| self.text(v, field, 8))
     }
 
+    /// A time of day written as the docs say, `HH:MM` (two digits each: "06:30", not "6:30").
     fn clock(&mut self, value: &Spanned<String>, field: &str) -> ClockTime {
-        value.get_ref().parse().unwrap_or_else(|message: String| {
-            self.error(value.span(), field, message);
-            ClockTime::default()
-        })
+        let text = value.get_ref();
+        let written_right = text.len() == 5
+            && text.as_bytes()[2] == b':'
+            && text
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 2 || b.is_ascii_digit());
+        match text.parse::<ClockTime>() {
+            Ok(time) if written_right => time,
+            Ok(time) => {
+                self.error(
+                    value.span(),
+                    field,
+                    format!("{text:?}: write times as HH:MM ({time})"),
+                );
+                time
+            }
+            Err(message) => {
+                self.error(value.span(), field, message);
+                ClockTime::default()
+            }
+        }
     }
 
     fn integer(&mut self, value: &Spanned<i64>, field: &str, min: i64, max: i64) -> i64 {

@@ -132,6 +132,14 @@ fn a_type_error_names_its_field() {
     assert_eq!(e.field, "age", "{e}");
 }
 
+/// Before: "6:30" was taken, though the docs ask for HH:MM.
+#[test]
+fn times_are_written_as_the_docs_say() {
+    let e = single_error(r#"wake = "06:00""#, r#"wake = "6:00""#);
+    assert_eq!(e.field, "wake");
+    assert!(e.message.contains("write times as HH:MM (06:00)"), "{e}");
+}
+
 #[test]
 fn wake_hour_out_of_range() {
     let e = single_error("wake = \"06:00\"", "wake = \"27:00\"");

@@ -88,8 +88,10 @@ impl Transport {
                 continue;
             }
             // netcode answers a request with a challenge (a pending slot) or, when the server
-            // is full, a refusal (no slot): the same test as netcode's own.
-            let full = self.netcode.connected_clients() >= self.netcode.max_clients();
+            // is full, a refusal (no slot): the same test as netcode's own. Asked only for a
+            // request (it counts the slots), not for every datagram.
+            let full =
+                request.is_some() && self.netcode.connected_clients() >= self.netcode.max_clients();
             let result = self.netcode.process_packet(from, packet);
             if let (Some(expires), ServerResult::PacketToSend { addr, .. }, false) =
                 (request, &result, full)

@@ -32,17 +32,12 @@ const EXPIRY_MARGIN_SECS: u64 = 2;
 const REQUEST_BYTES: usize = 1 + 13 + 8 + 8 + 24 + 1024;
 const EXPIRY_OFFSET: usize = 1 + 13 + 8;
 
-/// Where a handshake comes from, for fairness: an IPv4 address, or an IPv6 /64 (one host is
+/// Where a handshake (or a token request, see `token_endpoint`) comes from, for fairness: an IPv4 address, or an IPv6 /64 (one host is
 /// usually given a whole /64, so counting its addresses one by one would be no limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Source(IpAddr);
 
 impl Source {
-    /// The source's address (an IPv6 /64 with its host bits zero).
-    pub fn ip(self) -> IpAddr {
-        self.0
-    }
-
     pub fn of(addr: SocketAddr) -> Self {
         match addr.ip() {
             IpAddr::V4(v4) => Source(IpAddr::V4(v4)),
@@ -192,8 +187,9 @@ impl HandshakeGate {
     }
 }
 
-/// One fewer for `source`; a source at zero is forgotten.
-fn release(counts: &mut HashMap<Source, usize>, source: Source) {
+/// One fewer for `source`; a source at zero is forgotten (so the map holds only sources with
+/// something under way).
+pub(super) fn release(counts: &mut HashMap<Source, usize>, source: Source) {
     if let Some(held) = counts.get_mut(&source) {
         *held -= 1;
         if *held == 0 {

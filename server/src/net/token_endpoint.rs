@@ -8,13 +8,14 @@
 //! rate (HTTP 429 with `Retry-After` past it), and tokens are good for [`TOKEN_TTL`], so a pile
 //! of fetched, unused tokens is soon worth nothing.
 
+use super::handshakes::{Source, release};
 use agora_net::config::unix_now;
 use agora_net::keys::ServerKey;
 use agora_net::tokens;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,27 +53,27 @@ struct Shared {
     key: ServerKey,
     servers: Vec<SocketAddr>,
     ttl: Duration,
-    minted: DefaultKeyedRateLimiter<IpAddr>,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    minted: DefaultKeyedRateLimiter<Source>,
+    open: Mutex<HashMap<Source, usize>>,
 }
 
 /// One open request of an address; dropping it frees the address's slot.
 struct AddressSlot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    source: Source,
 }
 
 impl AddressSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Self> {
+    fn take(shared: &Arc<Shared>, source: Source) -> Option<Self> {
         let mut open = shared.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_default();
+        let count = open.entry(source).or_default();
         if *count >= CONNECTIONS_PER_ADDRESS {
             return None;
         }
         *count += 1;
         Some(Self {
             shared: shared.clone(),
-            ip,
+            source,
         })
     }
 }
@@ -80,18 +81,8 @@ impl AddressSlot {
 impl Drop for AddressSlot {
     fn drop(&mut self) {
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
+        release(&mut open, self.source);
     }
-}
-
-/// A client address as the endpoint meters it: IPv4 as is, IPv6 by its /64.
-fn metered(addr: SocketAddr) -> IpAddr {
-    super::handshakes::Source::of(addr).ip()
 }
 
 /// Starts serving tokens for the game servers at `servers`, valid for `ttl`.
@@ -134,7 +125,7 @@ pub fn start(
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
                         continue;
                     };
-                    let Some(address_slot) = AddressSlot::take(&shared, metered(peer)) else {
+                    let Some(address_slot) = AddressSlot::take(&shared, Source::of(peer)) else {
                         continue;
                     };
                     let shared = shared.clone();
@@ -226,7 +217,7 @@ fn reply(target: &str, peer: SocketAddr, shared: &Shared) -> Reply {
         }
         None => return Reply::text("404 Not Found", "GET /token?player=NAME"),
     };
-    if let Err(wait) = shared.minted.check_key(&metered(peer)) {
+    if let Err(wait) = shared.minted.check_key(&Source::of(peer)) {
         if shared.minted.len() > METERED_ADDRESSES {
             shared.minted.retain_recent();
         }

@@ -525,14 +525,14 @@ fn agents_plan_their_day_and_hour_and_follow_the_steps() {
     }
 }
 
-/// Something important noticed (here, with the threshold at 1, anything) makes an agent
+/// Something urgent noticed (here, with the threshold at -2, anything) makes an agent
 /// re-plan at once: a new plan whose intent starts now, saying what it reacted to; then not
 /// again within the cooldown.
 #[test]
 fn what_an_agent_notices_makes_it_re_plan_from_now() {
     let mut minds = scripted_minds();
     if let Some(dialogue) = minds.dialogue.as_mut() {
-        dialogue.planning.react_importance = 1;
+        dialogue.planning.react_urgency = -2.0;
     }
     let (_, events) = run_evening(minds, 60);
     for agent in ["leila_haddad", "samir_haddad"] {

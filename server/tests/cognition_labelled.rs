@@ -745,3 +745,198 @@ fn agents_who_meet_talk_when_people_would() {
         "another method ({model}, {calibrated}, {rule}) beats MiniLM ({minilm}): use it"
     );
 }
+
+/// What agents noticed, as cognition writes it (heard lines and observations; most heard lines
+/// are from a 25-agent run, the rest written alike), and whether the one who noticed it would
+/// change what it does in the next hour: help, go, join in. News, feelings and stories,
+/// however poignant, are not a reason to.
+const WHETHER_TO_REACT: &[(&str, bool)] = &[
+    (
+        "Henrik Lindqvist said: \"I slipped on the dock and I think my ankle is broken. Can you help me up?\"",
+        true,
+    ),
+    (
+        "Diego Alvarez said: \"There is smoke coming out of the bakery, someone call the fire brigade!\"",
+        true,
+    ),
+    (
+        "Marisol Alvarez said: \"Come to the cafe right now, we are about to cut the cake for Leila.\"",
+        true,
+    ),
+    (
+        "Samir Haddad said: \"We are one player short for soccer in the park. Will you join us now?\"",
+        true,
+    ),
+    ("Eleanor Price is lying on the path and not moving", true),
+    (
+        "Kenji Watanabe said: \"The library closes at noon today, so bring your books back this morning.\"",
+        true,
+    ),
+    (
+        "Maeve Brennan said: \"The council meets in an hour at the town hall and your petition is on the agenda.\"",
+        true,
+    ),
+    (
+        "Yuki Watanabe is crying alone on the bench by the fountain",
+        true,
+    ),
+    (
+        "Patrick O'Neill said: \"Dinner at the bar is free tonight, bring your friends along.\"",
+        true,
+    ),
+    (
+        "Oscar Bailey said: \"Could you help me carry these boxes to the post office? They are heavy.\"",
+        true,
+    ),
+    (
+        "Chidi Okafor said: \"Chidi found a ferry toll ledger from 1871 in the college archive and believes it proves Maple Hollow is older than the town sign claims.\"",
+        false,
+    ),
+    (
+        "Samir Haddad said: \"Samir's pickup soccer team lost to Tomasz's team two days in a row, and he wants revenge.\"",
+        false,
+    ),
+    (
+        "Ngozi Okafor said: \"The Town Hall heating failed twice this week and Ngozi has filed a repair request with the mayor's office.\"",
+        false,
+    ),
+    (
+        "Eleanor Price said: \"What about you? Did he have to be married before you were born?\"",
+        false,
+    ),
+    (
+        "Hannah Weiss said: \"She doesn't feel any guilt at all.\"",
+        false,
+    ),
+    (
+        "Jordan Lee said: \"I don't know what to do for now.\"",
+        false,
+    ),
+    (
+        "Felix Moreau said: \"My mother wrote again asking when I will come home to Lyon.\"",
+        false,
+    ),
+    (
+        "Astrid Lindqvist said: \"My husband passed away three years ago, and I still miss him every day.\"",
+        false,
+    ),
+    (
+        "Gabriel Reyes said: \"I am running for mayor against Maeve Brennan this autumn.\"",
+        false,
+    ),
+    (
+        "Marisol Alvarez said: \"Marisol is planning a harvest party at Willow Cafe on the evening of day 2 and wants as many neighbors as possible to come.\"",
+        false,
+    ),
+    (
+        "Diego Alvarez is stocking shelves, checking deliveries and running the register",
+        false,
+    ),
+    ("Leila Haddad is talking with Samir Haddad", false),
+    ("Iris Chen is writing her novel at the corner table", false),
+    (
+        "Oscar Bailey is photographing the river in the early morning light",
+        false,
+    ),
+    ("Ngozi Okafor is filling forms", false),
+    ("Samir Haddad is play pickup soccer on the park lawn", false),
+    ("Iris Chen is getting ready for school", false),
+    (
+        "Eleanor Price is walking slowly by the river and greeting everyone she meets",
+        false,
+    ),
+    ("Diego Alvarez is buy some bread with Marisol", false),
+    (
+        "Henrik Lindqvist has fallen off the ladder and is shouting for help",
+        true,
+    ),
+    ("The kitchen of Willow Cafe is on fire", true),
+    (
+        "Anna Kowalski said: \"Hannah stayed past closing three nights in a row last week.\"",
+        false,
+    ),
+    (
+        "Tomasz Kowalski said: \"I won the chess tournament in the city yesterday!\"",
+        false,
+    ),
+    (
+        "Priya Sharma said: \"I was accepted to present my research in Geneva next month.\"",
+        false,
+    ),
+];
+
+#[test]
+fn agents_react_to_what_calls_for_it_not_to_every_poignant_line() {
+    use agora_server::cognition::PlanningSettings;
+    use agora_server::cognition::deciding::{CALM, ReactionRater, URGENT};
+    let threshold = PlanningSettings::default().react_urgency;
+    let vectors = |texts: &[&str]| embedder().embed(texts).unwrap().vectors;
+    let rater = ReactionRater::from_vectors(vectors(URGENT), vectors(CALM));
+    let importance = ImportanceRater::new(embedder()).unwrap();
+    let n = WHETHER_TO_REACT.len();
+    let (mut minilm, mut by_importance, mut both, mut model, mut calibrated) = (0, 0, 0, 0, 0);
+    // Precision matters most: a wrong re-plan disrupts a day, a missed one leaves the routine.
+    let (mut flagged, mut hits) = (0, 0);
+    let yes_no = |prompt: &str| {
+        let s = language_model()
+            .score(&ScoreRequest {
+                prompt: prompt.to_string(),
+                candidates: vec![" yes".into(), " no".into()],
+            })
+            .unwrap();
+        s.logprobs[0] - s.logprobs[1]
+    };
+    let baseline = yes_no(
+        "Anna Kowalski noticed something. Does Anna Kowalski stop what she is doing to respond to it now? Answer:",
+    );
+    for &(noticed, expected) in WHETHER_TO_REACT {
+        let v = &vectors(&[noticed])[0];
+        let urgency = rater.urgency(v);
+        let rating = importance.rate(v);
+        let margin = yes_no(&format!(
+            "Anna Kowalski noticed: {noticed}\nDoes Anna Kowalski stop what she is doing to respond to it now? Answer:"
+        ));
+        let decisions = [
+            urgency > threshold,
+            rating >= 8,
+            urgency > threshold && rating >= 6,
+            margin > 0.0,
+            margin - baseline > 0.0,
+        ];
+        flagged += usize::from(decisions[0]);
+        hits += usize::from(decisions[0] && expected);
+        for (count, decided) in [
+            &mut minilm,
+            &mut by_importance,
+            &mut both,
+            &mut model,
+            &mut calibrated,
+        ]
+        .into_iter()
+        .zip(decisions)
+        {
+            *count += usize::from(decided == expected);
+        }
+        eprintln!(
+            "react: urgency {urgency:>+.3}, importance {rating:>2}, gemma {margin:>+.2}, expected {expected}: {noticed}"
+        );
+    }
+    eprintln!(
+        "whether to react, {n} memories: minilm urgency > {threshold} {minilm}/{n} (precision \
+         {hits}/{flagged}), importance >= 8 (before) {by_importance}/{n}, urgency and importance \
+         >= 6 {both}/{n}, gemma-270m yes/no {model}/{n}, calibrated {calibrated}/{n}"
+    );
+    assert!(
+        minilm * 4 >= n * 3,
+        "MiniLM urgency decided {minilm}/{n} right"
+    );
+    assert!(
+        hits * 4 >= flagged * 3,
+        "MiniLM urgency re-plans wrongly: {hits} of {flagged} right"
+    );
+    assert!(
+        minilm >= by_importance.max(both).max(model).max(calibrated),
+        "another method ({by_importance}, {both}, {model}, {calibrated}) beats MiniLM urgency \
+         ({minilm}): use it"
+    );
+}

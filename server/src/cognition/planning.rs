@@ -14,6 +14,10 @@
 //!   lasts the hour divided among them (5 to 15 minutes) and happens at the object of the place
 //!   most like it; what the steps leave of the hour is the plan's own activity. A
 //!   `steps_planned` event lists them.
+//! - **Reactions.** What an agent perceives or hears from someone else, once embedded, is
+//!   scored for urgency ([`super::deciding::ReactionRater`]): something that calls for doing
+//!   something now (a call for help, an invitation to come along) makes it re-plan the next
+//!   hour for it, at most once in two game hours. News and feelings only become memories.
 //! - **Fallback.** Until a day's plan is made, when a call fails, or when the agent's budget is
 //!   spent ([`super::budget`], planning stops at 80%), the agent follows its routine: the
 //!   routine brain is its brain until a plan arrives, and again once the plan's day is over.
@@ -23,6 +27,7 @@
 
 use super::budget::{Need, TokenBudget};
 use super::conversation::Conversations;
+use super::deciding::ReactionRater;
 use super::model_queue::{ModelQueue, ModelResult};
 use super::perception::display_name;
 use super::spatial::{PlaceIndex, SpatialMemory};
@@ -43,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How agents plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlanningSettings {
     /// Tokens for the day's intent, at most.
     pub intent_tokens: u32,
@@ -59,8 +64,11 @@ pub struct PlanningSettings {
     pub memories: usize,
     /// An hour is broken into steps this long (minutes) before it starts.
     pub ahead_minutes: i64,
-    /// A memory this important (1-10) that the agent perceived or heard makes it re-plan.
-    pub react_importance: u8,
+    /// A memory the agent perceived or heard whose urgency is above this (a cosine contrast,
+    /// -2 to 2; [`super::deciding::ReactionRater`]) makes it re-plan. Not 0: ordinary lines
+    /// that many agents hear ("Ngozi is filling forms") score just above it, and a re-plan is
+    /// worse when wrong than a missed one.
+    pub react_urgency: f32,
     /// A reaction takes up to this long (minutes), from now.
     pub react_minutes: i64,
     /// An agent re-plans for what it noticed at most once in this long (minutes).
@@ -77,7 +85,7 @@ impl Default for PlanningSettings {
             intent_minutes: 90,
             memories: 5,
             ahead_minutes: 60,
-            react_importance: 8,
+            react_urgency: 0.03,
             react_minutes: 60,
             react_cooldown_minutes: 120,
         }
@@ -394,6 +402,8 @@ struct Context<'a> {
     map: &'a TownMap,
     index: &'a PlaceIndex,
     setup: &'a DialogueSetup,
+    /// Absent until its prototypes are embedded: no reactions before that.
+    reactions: Option<&'a ReactionRater>,
     now: GameTime,
     minute: i64,
     seed: u64,
@@ -431,6 +441,7 @@ fn plan(
     map: Res<TownMap>,
     index: Res<PlaceIndex>,
     setup: Res<DialogueSetup>,
+    reactions: Option<Res<ReactionRater>>,
     conversations: Res<Conversations>,
     mut budget: ResMut<TokenBudget>,
     mut queue: ModelQueue,
@@ -443,6 +454,7 @@ fn plan(
         map: &map,
         index: &index,
         setup: &setup,
+        reactions: reactions.as_deref(),
         now: clock.now,
         minute: clock.now.total_minutes() as i64,
         seed: seed.0,
@@ -666,9 +678,9 @@ fn plan(
     }
 }
 
-/// The newest important memory the agent perceived or heard from someone else since it last
+/// The newest urgent memory the agent perceived or heard from someone else since it last
 /// looked, if it is time to react again: the memory's id and description. Memories are
-/// considered once they are rated, in order.
+/// considered once they are embedded and rated, in order.
 fn notice(
     cx: &Context,
     name: &str,
@@ -678,12 +690,15 @@ fn notice(
     let settings = cx.setup.planning;
     let mut found = None;
     while let Some(memory) = stream.get(MemoryId(planner.noticed)) {
-        let Some(importance) = memory.importance else {
+        let (Some(_), Some(vector)) = (memory.importance, stream.embedding(memory.id)) else {
             break;
         };
         planner.noticed += 1;
         let own = memory.triple.as_ref().is_some_and(|t| t.subject == name);
-        if memory.kind != MemoryKind::Thought && !own && importance >= settings.react_importance {
+        let urgent = cx
+            .reactions
+            .is_some_and(|r| r.urgency(vector) > settings.react_urgency);
+        if memory.kind != MemoryKind::Thought && !own && urgent {
             found = Some((memory.id, memory.description.clone()));
         }
     }

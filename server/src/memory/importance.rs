@@ -48,7 +48,9 @@ pub struct ImportanceRater {
     mundane: Vec<Vec<f32>>,
 }
 
-fn best(prototypes: &[Vec<f32>], vector: &[f32]) -> f32 {
+/// The highest cosine between a unit vector and any of the prototypes (unit vectors): how close
+/// it comes to the kind of thing they describe. Every prototype rater contrasts two of these.
+pub fn best_similarity(prototypes: &[Vec<f32>], vector: &[f32]) -> f32 {
     prototypes
         .iter()
         .map(|p| dot(p, vector))
@@ -83,7 +85,7 @@ impl ImportanceRater {
 
     /// How much more a memory resembles the important prototypes than the mundane ones.
     pub fn signal(&self, vector: &[f32]) -> f32 {
-        best(&self.important, vector) - best(&self.mundane, vector)
+        best_similarity(&self.important, vector) - best_similarity(&self.mundane, vector)
     }
 
     /// The 1-10 rating of a memory with this unit embedding.

@@ -7,6 +7,6 @@ mod importance;
 mod retrieval;
 mod stream;
 
-pub use importance::{IMPORTANT_PROTOTYPES, ImportanceRater, MUNDANE_PROTOTYPES};
+pub use importance::{IMPORTANT_PROTOTYPES, ImportanceRater, MUNDANE_PROTOTYPES, best_similarity};
 pub use retrieval::{RetrievalWeights, Retrieved};
 pub use stream::{Memory, MemoryId, MemoryKind, MemoryStream, NewMemory, Triple};

@@ -284,9 +284,11 @@ pub struct SimArgs {
     /// Output folder for events.jsonl and summary.json [default: runs/seed-S].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Which brain drives the agents.
-    #[arg(long, value_enum, default_value_t = BrainKind::Routine)]
-    pub brain: BrainKind,
+    /// Which brain drives the agents [default: llm when the language model and MiniLM are
+    /// there (scripts/fetch-models), else routine, said on stderr; with --journal, the
+    /// recorded run's].
+    #[arg(long, value_enum)]
+    pub brain: Option<BrainKind>,
     /// Game time at the first tick: "HH:MM" on day 1, or "day D HH:MM".
     #[arg(long, default_value = "00:00", value_parser = parse_game_time)]
     pub start: GameTime,
@@ -580,6 +582,10 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
             args.tick_seconds
         )));
     }
+    let brain = match args.brain {
+        Some(brain) => brain,
+        None => default_brain(args.model.as_deref(), args.journal.as_deref())?,
+    };
     let config = SimConfig {
         map: assets.or_default(args.map, DEFAULT_MAP)?,
         personas: assets.or_default(args.personas, "personas")?,
@@ -591,7 +597,7 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
             .unwrap_or_else(|| PathBuf::from(format!("runs/seed-{}", args.seed))),
         start: args.start,
         tick_ms: (args.tick_seconds * 1000.0).round() as u64,
-        brain: args.brain,
+        brain,
         memory: args.memory,
         model: args.model,
         prompts: assets.or_default(None, "prompts")?,
@@ -613,6 +619,51 @@ fn sim(args: SimArgs, assets: &Assets) -> Result<ExitCode, CliError> {
     println!("sim: determinism_hash {}", summary.determinism_hash);
     println!("sim: wrote {}", config.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sim`'s brain when none is asked for: the recorded run's when replaying a journal; the
+/// language model's when a model file is named or it and MiniLM are in the cache; else the
+/// routine, saying why.
+fn default_brain(model: Option<&Path>, journal: Option<&Path>) -> Result<BrainKind, CliError> {
+    if let Some(run) = journal {
+        let file = run.join("summary.json");
+        let recorded = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|summary| summary.get("brain")?.as_str().map(str::to_owned));
+        return match recorded.as_deref() {
+            Some("llm") => Ok(BrainKind::Llm),
+            Some("routine") => Ok(BrainKind::Routine),
+            _ => Err(CliError::Usage(format!(
+                "{} does not say which brain the recorded run had: pass --brain",
+                file.display()
+            ))),
+        };
+    }
+    // A model asked for by name is meant to be used: if it is missing, loading it says so.
+    if model.is_some() || std::env::var_os("AGORA_MODEL").is_some() {
+        return Ok(BrainKind::Llm);
+    }
+    let minilm = minilm::default_folder();
+    let found = locate::language_model(None)
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            if minilm.join("model.safetensors").is_file() {
+                Ok(())
+            } else {
+                Err(format!("no MiniLM in {}", minilm.display()))
+            }
+        });
+    match found {
+        Ok(()) => Ok(BrainKind::Llm),
+        Err(why) => {
+            eprintln!(
+                "note: agents follow their routines (--brain routine): {why}. \
+                 scripts/fetch-models fetches the default models for --brain llm."
+            );
+            Ok(BrainKind::Routine)
+        }
+    }
 }
 
 fn persona_check(

@@ -222,6 +222,48 @@ fn every_command_has_help() {
     }
 }
 
+/// With no --brain, `sim` thinks with the language model when it is in the cache, and follows
+/// the routine otherwise, saying so.
+#[test]
+fn sim_brain_is_the_model_when_it_is_there_else_the_routine() {
+    let dir = tempfile::tempdir().unwrap();
+    let personas = common::two_personas();
+    let run = |out: &str, models: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agora-server"));
+        command
+            .args(["sim", "--hours", "0.05", "--start", "07:00", "--quiet"])
+            .args(["--personas", personas.path().to_str().unwrap()])
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .env("AGORA_ASSETS", common::assets())
+            .env_remove("AGORA_MODEL");
+        if let Some(models) = models {
+            command.env("AGORA_MODELS", models);
+        }
+        let output = command.output().expect("agora-server runs");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(out).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        (
+            summary["brain"].as_str().unwrap().to_string(),
+            text(&output.stderr),
+        )
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let (brain, stderr) = run("bare", Some(empty.path()));
+    assert_eq!(brain, "routine");
+    assert!(
+        stderr.contains("note: agents follow their routines") && stderr.contains("fetch-models"),
+        "{stderr}"
+    );
+    // The cache scripts/fetch-models fills (the test suite's, as for every real-model test).
+    let (brain, stderr) = run("cached", None);
+    assert_eq!(brain, "llm", "{stderr}");
+    assert!(!stderr.contains("note: agents follow"), "{stderr}");
+}
+
 #[test]
 fn sim_writes_events_and_summary() {
     let out_dir = tempfile::tempdir().unwrap();
@@ -229,6 +271,8 @@ fn sim_writes_events_and_summary() {
     // A flag given twice takes its last value: scripts/run-day passes its defaults first.
     let out = agora(&[
         "sim",
+        "--brain",
+        "routine",
         "--hours",
         "24",
         "--seed",
@@ -386,7 +430,8 @@ fn sim_journal_replays_a_recorded_run_to_the_same_hash() {
         a
     };
     let run = |a: Vec<String>| agora(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let recorded = printed_hash(&run(args(&first, &[])));
+    // The replays take the recorded run's brain (routine, with memory) without being told.
+    let recorded = printed_hash(&run(args(&first, &["--brain", "routine"])));
     assert!(first.join("journal.jsonl").metadata().unwrap().len() > 0);
     let first_dir = first.display().to_string();
     let replayed = printed_hash(&run(args(&replay, &["--journal", &first_dir])));
@@ -406,7 +451,10 @@ fn sim_journal_replays_a_recorded_run_to_the_same_hash() {
         text(&other_seed.stderr)
     );
 
-    let missing = run(args(&dir.path().join("x"), &["--journal", "/nonexistent"]));
+    let missing = run(args(
+        &dir.path().join("x"),
+        &["--journal", "/nonexistent", "--brain", "routine"],
+    ));
     assert!(!missing.status.success());
     assert!(
         text(&missing.stderr).contains("cannot open journal"),
@@ -424,7 +472,8 @@ fn interview_answers_from_the_agents_memory_and_cites_it() {
     let run = dir.path().join("run");
     let run_arg = run.display().to_string();
     let sim = [
-        "sim", "--hours", "0.2", "--start", "07:00", "--memory", "--quiet", "--out",
+        "sim", "--brain", "routine", "--hours", "0.2", "--start", "07:00", "--memory", "--quiet",
+        "--out",
     ];
     let out = agora(&[&sim[..], &[run_arg.as_str()]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -552,6 +601,14 @@ fn a_killed_sim_resumes_on_its_database_with_every_agents_memories_and_plan() {
         "{started}"
     );
     let after = Store::open(&db).unwrap().load().unwrap();
+    // The places each agent knew are kept (and may have grown).
+    assert_eq!(before.known_places.len(), 3, "{:?}", before.known_places);
+    for (agent, old) in &before.known_places {
+        assert!(
+            old.is_subset(&after.known_places[agent]),
+            "{agent} forgot places"
+        );
+    }
     for (agent, old) in &before.memories {
         let new = &after.memories[agent];
         assert!(new.len() >= old.len(), "{agent} lost memories");

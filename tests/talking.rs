@@ -12,7 +12,7 @@ use agora_server::agents::BrainKind;
 use agora_server::app::{Journal, MindOptions, Minds, load_minds, load_town};
 use agora_server::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelTiming, ModelWorkers, PerceptionSettings,
-    PlanningSettings, Prompts, ReflectionSettings, RestoredStreams,
+    PlanningSettings, Prompts, ReflectionSettings, RestoredPlaces, RestoredStreams, SpatialMemory,
 };
 use agora_server::happenings::{EventLog, MemorySink};
 use agora_server::memory::{ImportanceRater, MemoryKind, MemoryStream};
@@ -140,6 +140,11 @@ fn scripted_minds_seeing(prompts: Arc<Mutex<Vec<String>>>) -> Minds {
 
 /// The Haddads' evening from 18:00, 10-second steps, answers one step after each call.
 fn evening(minds: Minds) -> (App, MemorySink) {
+    evening_knowing(minds, RestoredPlaces::default())
+}
+
+/// [`evening`] in a restarted world that kept the places in `places`.
+fn evening_knowing(minds: Minds, places: RestoredPlaces) -> (App, MemorySink) {
     let personas = haddads();
     let (map, roster) = load_town(
         &assets().join("maps/maple_hollow.tmj"),
@@ -161,8 +166,51 @@ fn evening(minds: Minds) -> (App, MemorySink) {
         ModelTiming::Lockstep { delay_ticks: 1 },
         RestoredStreams::default(),
     )
+    .places(places)
     .build();
     (app, sink)
+}
+
+/// A restarted world gives each agent back the places it had learned (by name; a name no
+/// longer on the map is dropped), on top of what its persona knows.
+#[test]
+fn agents_in_a_restarted_world_know_the_places_they_had_learned() {
+    fn known(app: &mut App, who: &str) -> std::collections::BTreeSet<usize> {
+        let mut query = app.world_mut().query::<(&ActorId, &SpatialMemory)>();
+        (query.iter(app.world()))
+            .find(|(id, _)| id.0 == who)
+            .map(|(_, k)| k.sectors.clone())
+            .unwrap()
+    }
+    let run = |places: RestoredPlaces| {
+        let (mut app, _) = evening_knowing(scripted_minds(), places);
+        for _ in 0..3 {
+            app.update();
+        }
+        app
+    };
+    // What the Haddads know in a fresh world, and a public place Leila does not know.
+    let mut fresh = run(RestoredPlaces::default());
+    let (leila, samir) = (
+        known(&mut fresh, "leila_haddad"),
+        known(&mut fresh, "samir_haddad"),
+    );
+    let map = fresh.world().resource::<agora_server::world::TownMap>();
+    let unknown = (0..map.sectors.len()).find(|s| !leila.contains(s)).unwrap();
+    let name = map.sectors[unknown].name.clone();
+
+    let places = RestoredPlaces(
+        [(
+            "leila_haddad".to_string(),
+            [name.clone(), "Atlantis".to_string()].into(),
+        )]
+        .into(),
+    );
+    let mut restarted = run(places);
+    let mut expected = leila.clone();
+    expected.insert(unknown);
+    assert_eq!(known(&mut restarted, "leila_haddad"), expected, "{name}");
+    assert_eq!(known(&mut restarted, "samir_haddad"), samir);
 }
 
 /// [`evening`], run for `ticks` steps, and its log.
@@ -525,7 +573,7 @@ fn agents_plan_their_day_and_hour_and_follow_the_steps() {
     }
 }
 
-/// Something urgent noticed (here, with the threshold at -2, anything) makes an agent
+/// Something urgent noticed (here, with the thresholds at their lowest, anything) makes an agent
 /// re-plan at once: a new plan whose intent starts now, saying what it reacted to; then not
 /// again within the cooldown.
 #[test]
@@ -533,6 +581,7 @@ fn what_an_agent_notices_makes_it_re_plan_from_now() {
     let mut minds = scripted_minds();
     if let Some(dialogue) = minds.dialogue.as_mut() {
         dialogue.planning.react_urgency = -2.0;
+        dialogue.planning.react_importance = 1;
     }
     let (_, events) = run_evening(minds, 60);
     for agent in ["leila_haddad", "samir_haddad"] {

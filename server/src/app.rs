@@ -10,7 +10,8 @@ use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::cognition::{
     DialogueSettings, DialogueSetup, MemorySetup, ModelCalls, ModelTiming, ModelWorkers,
-    PlanningSettings, Prompts, ReflectionSettings, RestoredPlans, RestoredStreams, memory_workers,
+    PlanningSettings, Prompts, ReflectionSettings, RestoredPlaces, RestoredPlans, RestoredStreams,
+    memory_workers,
 };
 use crate::happenings::EventLog;
 use crate::net::replication::ViewRange;
@@ -261,6 +262,13 @@ impl ServerApp {
     /// planning again (a restarted world).
     pub fn plans(mut self, plans: RestoredPlans) -> Self {
         self.app.insert_resource(plans);
+        self
+    }
+
+    /// Agents whose id is in `places` know those places as well as their persona's (a
+    /// restarted world).
+    pub fn places(mut self, places: RestoredPlaces) -> Self {
+        self.app.insert_resource(places);
         self
     }
 

@@ -10,7 +10,7 @@ use crate::agents::hot_reload::WatchPersonas;
 use crate::agents::{BrainKind, Roster};
 use crate::app::{Journal, MindOptions, Minds, load_minds};
 use crate::app::{NetSetup, ServerApp, WorldSetup};
-use crate::cognition::ModelTiming;
+use crate::cognition::{ModelTiming, RestoredPlaces};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::net::replication::{View, ViewRange};
 use crate::net::server::Dropped;
@@ -261,6 +261,7 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             // The tick never waits for the model: answers apply when they arrive.
             app.minds(minds, ModelTiming::AsTheyArrive, restored)
                 .plans(plans)
+                .places(RestoredPlaces(saved.known_places))
         }
         None => app,
     };

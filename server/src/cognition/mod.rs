@@ -28,6 +28,7 @@ pub use perception::{Perceived, PerceptionSettings};
 pub use planning::{DayPlan, PlanningSettings, RestoredPlans};
 pub use prompts::{PromptError, Prompts};
 pub use reflection::{ReflectionSettings, Reflections};
+pub use spatial::{RestoredPlaces, SpatialMemory};
 
 use crate::agents::BrainSystems;
 use crate::memory::{ImportanceRater, MemoryStream};

@@ -9,6 +9,9 @@
 //! labelled set that chose 14 places of 16 right, where the language model's own
 //! log-likelihood chose 4 (`server/tests/cognition_labelled.rs`).
 //!
+//! What an agent has learned is saved (`persist`, by sector name) and given back to it when
+//! a stopped world resumes ([`RestoredPlaces`]).
+//!
 //! The descriptions are embedded once per run, through the model queue (so a journal holds
 //! them and a replay needs no model): [`PlaceIndex`] is there from the second tick on.
 
@@ -182,6 +185,11 @@ pub struct SpatialMemory {
     pub sectors: BTreeSet<SectorId>,
 }
 
+/// The places a database kept, by agent id and sector name: an agent spawned with one of
+/// these ids knows them as well as its persona's. Names no longer on the map are dropped.
+#[derive(Resource, Debug, Default)]
+pub struct RestoredPlaces(pub BTreeMap<String, BTreeSet<String>>);
+
 /// Whether a sector is somebody's home (it has a bed): those are known only through the
 /// persona, never by walking past.
 pub fn is_residence(map: &TownMap, sector: SectorId) -> bool {
@@ -211,8 +219,9 @@ impl SpatialMemory {
         Some(Self { home, sectors })
     }
 
-    /// Learns the public places within `radius` tiles of `at`.
-    fn look_around(&mut self, map: &TownMap, at: TilePos, radius: u16) {
+    /// The public places within `radius` tiles of `at` it does not know yet.
+    fn unknown_around(&self, map: &TownMap, at: TilePos, radius: u16) -> BTreeSet<SectorId> {
+        let mut found = BTreeSet::new();
         let (x0, y0) = (at.x.saturating_sub(radius), at.y.saturating_sub(radius));
         for y in y0..=at
             .y
@@ -224,10 +233,11 @@ impl SpatialMemory {
                     && !self.sectors.contains(&sector)
                     && !is_residence(map, sector)
                 {
-                    self.sectors.insert(sector);
+                    found.insert(sector);
                 }
             }
         }
+        found
     }
 }
 
@@ -238,16 +248,18 @@ struct IndexRequest {
 }
 
 pub fn plugin(app: &mut App) {
-    app.init_resource::<IndexRequest>().add_systems(
-        Update,
-        (
-            index_places.in_set(CognitionSystems::Remember),
-            (give_spatial_memory, learn_places)
-                .chain()
-                .in_set(CognitionSystems::Perceive),
-        )
-            .run_if(resource_exists::<super::DialogueSetup>),
-    );
+    app.init_resource::<IndexRequest>()
+        .init_resource::<RestoredPlaces>()
+        .add_systems(
+            Update,
+            (
+                index_places.in_set(CognitionSystems::Remember),
+                (give_spatial_memory, learn_places)
+                    .chain()
+                    .in_set(CognitionSystems::Perceive),
+            )
+                .run_if(resource_exists::<super::DialogueSetup>),
+        );
 }
 
 /// Who lives where: persona id -> home sector, and home sector -> residents' names.
@@ -318,10 +330,11 @@ fn index_places(
     }
 }
 
-/// New agents learn what their persona knows.
+/// New agents learn what their persona knows, and what they knew before a restart.
 fn give_spatial_memory(
     mut commands: Commands,
     map: Res<TownMap>,
+    mut restored: ResMut<RestoredPlaces>,
     all: Query<(&crate::world::ActorId, &AgentPersona)>,
     new: Query<(Entity, &crate::world::ActorId, &AgentPersona), Without<SpatialMemory>>,
 ) {
@@ -331,7 +344,15 @@ fn give_spatial_memory(
     let (homes, _) = residents(&map, all.iter().map(|(id, p)| (id.0.as_str(), p)));
     for (entity, id, persona) in &new {
         match SpatialMemory::seeded(&map, &persona.persona, &homes) {
-            Some(known) => {
+            Some(mut known) => {
+                for name in restored.0.remove(&id.0).unwrap_or_default() {
+                    match map.sector_by_name(&name) {
+                        Some(sector) => {
+                            known.sectors.insert(sector);
+                        }
+                        None => warn!("{}: the saved place {name:?} is not on this map", id.0),
+                    }
+                }
                 commands.entity(entity).insert(known);
             }
             None => warn!(
@@ -342,14 +363,18 @@ fn give_spatial_memory(
     }
 }
 
-/// Agents learn the public places they come within sight of.
+/// Agents learn the public places they come within sight of. A spatial memory counts as
+/// changed (and is saved) only when it learns one.
 fn learn_places(
     map: Res<TownMap>,
     setup: Res<MemorySetup>,
     mut agents: Query<(&Position, &mut SpatialMemory), Changed<Position>>,
 ) {
     for (position, mut known) in &mut agents {
-        known.look_around(&map, position.0, setup.perception.vision_radius);
+        let new = known.unknown_around(&map, position.0, setup.perception.vision_radius);
+        if !new.is_empty() {
+            known.sectors.extend(new);
+        }
     }
 }
 
@@ -394,11 +419,19 @@ mod tests {
         };
         // Standing in the bar's doorway region, then at every tile of the town.
         let inside = map.arenas[map.sectors[bar].arenas[0]].walkable[0];
-        known.look_around(&map, inside, 4);
+        let look_around = |known: &mut SpatialMemory, at| {
+            let new = known.unknown_around(&map, at, 4);
+            assert!(
+                new.iter().all(|s| !known.sectors.contains(s)),
+                "known: {new:?}"
+            );
+            known.sectors.extend(new);
+        };
+        look_around(&mut known, inside);
         assert!(known.sectors.contains(&bar));
         for y in 0..map.height {
             for x in 0..map.width {
-                known.look_around(&map, TilePos::new(x, y), 4);
+                look_around(&mut known, TilePos::new(x, y));
             }
         }
         for &s in &known.sectors {

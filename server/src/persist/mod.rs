@@ -1,11 +1,13 @@
 //! What must survive a restart, in SQLite (rusqlite, WAL mode): players' avatars (where they
-//! stand, their teams), agents' memory streams and plans, and the world clock. Later: the
+//! stand, their teams), agents' memory streams, plans and the places they know, and the world
+//! clock. Later: the
 //! ledger.
 //!
 //! Reads happen once, before the world runs ([`store::Store::load`]); writes go through
 //! [`writer::Persistence`], a thread that owns the connection, so no tick waits on the disk.
 
 mod memories;
+mod places;
 mod plans;
 mod players;
 mod store;
@@ -23,7 +25,12 @@ pub use writer::Persistence;
 /// Saves the world through a [`Persistence`] resource, if one is inserted. To restore players,
 /// insert [`away_players`] of what [`Store::load`] read.
 pub fn plugin(app: &mut App) {
-    app.add_plugins((players::plugin, memories::plugin, plans::plugin));
+    app.add_plugins((
+        players::plugin,
+        memories::plugin,
+        plans::plugin,
+        places::plugin,
+    ));
 }
 
 /// Hands every player, the clock, every memory not yet saved and every plan to the writer, changed or

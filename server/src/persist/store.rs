@@ -8,7 +8,7 @@
 use crate::memory::{Memory, MemoryId, MemoryKind, Triple};
 use agora_shared::{GameTime, TilePos};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,6 +54,13 @@ const MIGRATIONS: &[&str] = &[
     // Players from before count as seen at the migration.
     "ALTER TABLE players ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
      UPDATE players SET last_seen = unixepoch();",
+    // 5: the places each agent knows (its spatial memory: seeded from its persona, grown from
+    // what it has seen), by sector name, so that a map edit cannot point a row elsewhere.
+    "CREATE TABLE known_places (
+        agent  TEXT NOT NULL, -- the agent's id
+        sector TEXT NOT NULL, -- the sector's name on the map
+        PRIMARY KEY (agent, sector)
+    ) STRICT;",
 ];
 
 /// A player's avatar as saved.
@@ -82,6 +89,8 @@ pub struct Saved {
     pub memories: BTreeMap<String, Vec<(Memory, Option<Vec<f32>>)>>,
     /// Each agent's plan for the day, as JSON.
     pub plans: BTreeMap<String, String>,
+    /// The sectors each agent knows, by name.
+    pub known_places: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,12 +263,26 @@ impl Store {
             .transpose()?;
         let memories = self.load_memories().map_err(|e| self.fail(e))?;
         let plans = self.load_plans().map_err(|e| self.fail(e))?;
+        let known_places = self.load_known_places().map_err(|e| self.fail(e))?;
         Ok(Saved {
             clock,
             players,
             memories,
             plans,
+            known_places,
         })
+    }
+
+    fn load_known_places(&self) -> rusqlite::Result<BTreeMap<String, BTreeSet<String>>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT agent, sector FROM known_places")?;
+        let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            known.entry(row.get(0)?).or_default().insert(row.get(1)?);
+        }
+        Ok(known)
     }
 
     fn load_plans(&self) -> rusqlite::Result<BTreeMap<String, String>> {
@@ -443,6 +466,12 @@ impl Store {
                     None => no_plan.execute(params![agent])?,
                 };
             }
+            let mut place = tx.prepare_cached(
+                "INSERT OR IGNORE INTO known_places (agent, sector) VALUES (?1, ?2)",
+            )?;
+            for (agent, sector) in &batch.known_places {
+                place.execute(params![agent, sector])?;
+            }
             if let Some(clock) = batch.clock {
                 tx.execute(
                     "INSERT INTO world (key, value) VALUES ('clock', ?1)
@@ -462,6 +491,8 @@ pub struct Batch {
     pub memories: BTreeMap<(String, u32), SavedMemory>,
     /// Agent -> its plan as JSON, or `None`: it has none now.
     pub plans: BTreeMap<String, Option<String>>,
+    /// (agent, sector name) an agent has come to know; places are never forgotten.
+    pub known_places: BTreeSet<(String, String)>,
     pub clock: Option<GameTime>,
 }
 
@@ -470,6 +501,7 @@ impl Batch {
         self.players.is_empty()
             && self.memories.is_empty()
             && self.plans.is_empty()
+            && self.known_places.is_empty()
             && self.clock.is_none()
     }
 
@@ -478,6 +510,7 @@ impl Batch {
         self.players.len()
             + self.memories.len()
             + self.plans.len()
+            + self.known_places.len()
             + usize::from(self.clock.is_some())
     }
 
@@ -491,6 +524,9 @@ impl Batch {
             }
             Write::Plan { agent, plan } => {
                 self.plans.insert(agent, plan);
+            }
+            Write::KnownPlace { agent, sector } => {
+                self.known_places.insert((agent, sector));
             }
             Write::Clock(t) => self.clock = Some(t),
         }
@@ -506,6 +542,11 @@ pub enum Write {
     Plan {
         agent: String,
         plan: Option<String>,
+    },
+    /// A sector (by name) an agent knows.
+    KnownPlace {
+        agent: String,
+        sector: String,
     },
     Clock(GameTime),
 }
@@ -546,11 +587,20 @@ mod tests {
         };
         batch.add(plan("iris_chen", Some("{\"day\":0}")));
         batch.add(plan("bo", Some("{}")));
+        let place = |agent: &str, sector: &str| Write::KnownPlace {
+            agent: agent.into(),
+            sector: sector.into(),
+        };
+        batch.add(place("bo", "Willow Cafe"));
+        batch.add(place("bo", "Riverside Park"));
         store.write(&batch).unwrap();
         // A plan given up is deleted; a new one replaces the old.
         let mut batch = Batch::default();
         batch.add(plan("bo", None));
         batch.add(plan("iris_chen", Some("{\"day\":1}")));
+        // Places are added to what is known, written again harmlessly.
+        batch.add(place("bo", "Willow Cafe"));
+        batch.add(place("iris_chen", "Willow Cafe"));
         store.write(&batch).unwrap();
         drop(store);
 
@@ -563,6 +613,13 @@ mod tests {
                 players: vec![ada(4), bob],
                 memories: BTreeMap::new(),
                 plans: BTreeMap::from([("iris_chen".into(), "{\"day\":1}".into())]),
+                known_places: BTreeMap::from([
+                    (
+                        "bo".into(),
+                        BTreeSet::from(["Riverside Park".into(), "Willow Cafe".into()])
+                    ),
+                    ("iris_chen".into(), BTreeSet::from(["Willow Cafe".into()])),
+                ]),
             }
         );
         let mode: String = store

@@ -16,7 +16,7 @@ use crate::actors::AwayPlayers;
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
 use crate::app::{Journal, MindOptions, ServerApp, TownError, WorldSetup, load_minds, load_town};
-use crate::cognition::{ModelTiming, ModelWorkers};
+use crate::cognition::{ModelTiming, ModelWorkers, RestoredPlaces};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::persist::{Persistence, Saved, Store, lock_database, restored_plans, restored_streams};
 use crate::time::GameClock;
@@ -202,7 +202,9 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         let timing = ModelTiming::Lockstep { delay_ticks: 1 };
         let restored =
             restored_streams(saved.memories, minds.memory.dimensions).map_err(SimError::Config)?;
-        app = app.minds(minds, timing, restored).plans(plans);
+        app = (app.minds(minds, timing, restored))
+            .plans(plans)
+            .places(RestoredPlaces(saved.known_places));
     }
     let (database, _lock) = match persistence {
         Some((persistence, lock, resumed_at)) => {

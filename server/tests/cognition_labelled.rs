@@ -869,7 +869,8 @@ const WHETHER_TO_REACT: &[(&str, bool)] = &[
 fn agents_react_to_what_calls_for_it_not_to_every_poignant_line() {
     use agora_server::cognition::PlanningSettings;
     use agora_server::cognition::deciding::{CALM, ReactionRater, URGENT};
-    let threshold = PlanningSettings::default().react_urgency;
+    let settings = PlanningSettings::default();
+    let (threshold, floor) = (settings.react_urgency, settings.react_importance);
     let vectors = |texts: &[&str]| embedder().embed(texts).unwrap().vectors;
     let rater = ReactionRater::from_vectors(vectors(URGENT), vectors(CALM));
     let importance = ImportanceRater::new(embedder()).unwrap();
@@ -897,9 +898,9 @@ fn agents_react_to_what_calls_for_it_not_to_every_poignant_line() {
             "Anna Kowalski noticed: {noticed}\nDoes Anna Kowalski stop what she is doing to respond to it now? Answer:"
         ));
         let decisions = [
-            urgency > threshold,
+            urgency > threshold && rating >= floor,
             rating >= 8,
-            urgency > threshold && rating >= 6,
+            urgency > threshold,
             margin > 0.0,
             margin - baseline > 0.0,
         ];
@@ -922,9 +923,10 @@ fn agents_react_to_what_calls_for_it_not_to_every_poignant_line() {
         );
     }
     eprintln!(
-        "whether to react, {n} memories: minilm urgency > {threshold} {minilm}/{n} (precision \
-         {hits}/{flagged}), importance >= 8 (before) {by_importance}/{n}, urgency and importance \
-         >= 6 {both}/{n}, gemma-270m yes/no {model}/{n}, calibrated {calibrated}/{n}"
+        "whether to react, {n} memories: minilm urgency > {threshold} and importance >= {floor} \
+         (used) {minilm}/{n} (precision {hits}/{flagged}), importance >= 8 (before) \
+         {by_importance}/{n}, urgency alone {both}/{n}, gemma-270m yes/no {model}/{n}, calibrated \
+         {calibrated}/{n}"
     );
     assert!(
         minilm * 4 >= n * 3,

@@ -61,6 +61,9 @@ pub struct DialogueSettings {
     pub player_patience_ms: u64,
     /// Tokens per line, at most.
     pub max_tokens: u32,
+    /// Pieces of news each agent tells in a conversation, at most: one per line from its first
+    /// (the opener's) or second (the other's), while it has news the listener was not told.
+    pub news_per_conversation: usize,
 }
 
 impl Default for DialogueSettings {
@@ -73,6 +76,7 @@ impl Default for DialogueSettings {
             cooldown_ms: 8_000_000,
             player_patience_ms: 60_000,
             max_tokens: 32,
+            news_per_conversation: 2,
         }
     }
 }
@@ -798,7 +802,9 @@ fn prompt_for(
         .filter(|(who, _)| *who == speaker)
         .count();
     let opener = conversation.participants.first() == Some(&speaker);
-    let tells_news = !conversation.with_player && said == usize::from(!opener);
+    let first_news = usize::from(!opener);
+    let tells_news = !conversation.with_player
+        && (first_news..first_news + setup.settings.news_per_conversation).contains(&said);
     let others: Vec<Entity> = (conversation.participants.iter())
         .copied()
         .filter(|&p| p != speaker)

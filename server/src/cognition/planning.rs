@@ -69,6 +69,9 @@ pub struct PlanningSettings {
     /// that many agents hear ("Ngozi is filling forms") score just above it, and a re-plan is
     /// worse when wrong than a missed one.
     pub react_urgency: f32,
+    /// ... if it is also at least this important (1-10): the floor that keeps the thousands of
+    /// ordinary sights of a day ("Jordan is attending classes", importance 3-5) from reacting.
+    pub react_importance: u8,
     /// A reaction takes up to this long (minutes), from now.
     pub react_minutes: i64,
     /// An agent re-plans for what it noticed at most once in this long (minutes).
@@ -86,6 +89,7 @@ impl Default for PlanningSettings {
             memories: 5,
             ahead_minutes: 60,
             react_urgency: 0.03,
+            react_importance: 6,
             react_minutes: 60,
             react_cooldown_minutes: 120,
         }
@@ -690,14 +694,14 @@ fn notice(
     let settings = cx.setup.planning;
     let mut found = None;
     while let Some(memory) = stream.get(MemoryId(planner.noticed)) {
-        let (Some(_), Some(vector)) = (memory.importance, stream.embedding(memory.id)) else {
+        let (Some(importance), Some(vector)) = (memory.importance, stream.embedding(memory.id))
+        else {
             break;
         };
         planner.noticed += 1;
         let own = memory.triple.as_ref().is_some_and(|t| t.subject == name);
-        let urgent = cx
-            .reactions
-            .is_some_and(|r| r.urgency(vector) > settings.react_urgency);
+        let urgent = importance >= settings.react_importance
+            && (cx.reactions).is_some_and(|r| r.urgency(vector) > settings.react_urgency);
         if memory.kind != MemoryKind::Thought && !own && urgent {
             found = Some((memory.id, memory.description.clone()));
         }

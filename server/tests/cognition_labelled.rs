@@ -547,6 +547,17 @@ fn intents_go_to_the_place_people_would_choose() {
     );
 }
 
+/// How much more likely the model finds " yes" than " no" after `prompt` (log-probabilities).
+fn yes_no(prompt: &str) -> f32 {
+    let s = language_model()
+        .score(&ScoreRequest {
+            prompt: prompt.to_string(),
+            candidates: vec![" yes".into(), " no".into()],
+        })
+        .unwrap();
+    s.logprobs[0] - s.logprobs[1]
+}
+
 /// Meetings, by hand: (who, doing what; whom, doing what; whether they know each other) and
 /// whether the first starts a conversation.
 const WHETHER_TO_TALK: &[(&str, &str, &str, &str, bool, bool)] = &[
@@ -704,15 +715,6 @@ fn agents_who_meet_talk_when_people_would() {
             format!("{me} knows {other} well")
         } else {
             format!("{me} does not know {other}")
-        };
-        let yes_no = |prompt: &str| {
-            let s = language_model()
-                .score(&ScoreRequest {
-                    prompt: prompt.to_string(),
-                    candidates: vec![" yes".into(), " no".into()],
-                })
-                .unwrap();
-            s.logprobs[0] - s.logprobs[1]
         };
         let margin = yes_no(&format!(
             "{me} is {doing}. {other} is {other_doing}, close by. {relation}. Does {me} start a conversation with {other} now? Answer:"
@@ -878,15 +880,6 @@ fn agents_react_to_what_calls_for_it_not_to_every_poignant_line() {
     let (mut minilm, mut by_importance, mut both, mut model, mut calibrated) = (0, 0, 0, 0, 0);
     // Precision matters most: a wrong re-plan disrupts a day, a missed one leaves the routine.
     let (mut flagged, mut hits) = (0, 0);
-    let yes_no = |prompt: &str| {
-        let s = language_model()
-            .score(&ScoreRequest {
-                prompt: prompt.to_string(),
-                candidates: vec![" yes".into(), " no".into()],
-            })
-            .unwrap();
-        s.logprobs[0] - s.logprobs[1]
-    };
     let baseline = yes_no(
         "Anna Kowalski noticed something. Does Anna Kowalski stop what she is doing to respond to it now? Answer:",
     );

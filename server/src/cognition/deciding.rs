@@ -15,7 +15,8 @@
 //! similarity to moments that call for doing something now (someone needs help, an invitation
 //! to come along) minus the best to moments that are only worth knowing (news of the past,
 //! feelings, plans for another day). Importance alone made agents re-plan for every poignant
-//! line they heard (46 of 71 plans in a 25-agent morning).
+//! line they heard (46 of 71 plans in a 25-agent morning); it stays only as a floor
+//! ([`super::planning`]), against the day's thousands of ordinary sights.
 
 use super::CognitionSystems;
 use super::model_queue::{ModelQueue, ModelResult};
@@ -114,7 +115,8 @@ impl ReactionRater {
         Self { urgent, calm }
     }
 
-    /// Urgency of a memory (a unit embedding): above 0, the agent reacts.
+    /// Urgency of a memory (a unit embedding): above 0 leans urgent. An agent reacts above
+    /// `PlanningSettings::react_urgency` (0.03), if the memory is also important enough.
     pub fn urgency(&self, memory: &[f32]) -> f32 {
         best(&self.urgent, memory) - best(&self.calm, memory)
     }

@@ -12,6 +12,10 @@
 //!   listener and what was just said, and the conversation so far, in which a player's words are
 //!   quoted as data. The first line of the answer, cleaned and capped, is said aloud through
 //!   the actor layer (so players in earshot see it, and every listener remembers it).
+//! - **News.** An agent's first lines with another agent tell news ([`news_for`]): what it
+//!   knows or was told as news that the listener has not heard from it, worded by the model
+//!   from that memory alone and held to it ([`told_news`]). Listeners remember such a line as
+//!   news told them, and only such lines are passed on: hearsay stays grounded.
 //! - **It ends** at the line cap, when someone walks out of earshot, when a player falls silent
 //!   for [`DialogueSettings::player_patience_ms`], or when the model has nothing to say.
 //!   Talking agents stand still ("talking with ..."); afterwards their routine resumes.
@@ -22,7 +26,7 @@
 use super::budget::{Need, TokenBudget};
 use super::deciding::{ActivityVectors, TalkRater};
 use super::model_queue::{ModelQueue, ModelResult};
-use super::perception::display_name;
+use super::perception::{TOLD, display_name};
 use super::planning::PlanningSettings;
 use super::prompts::Prompts;
 use super::reflection::ReflectionSettings;
@@ -30,7 +34,7 @@ use crate::actors::speech::{EARSHOT, clean_text};
 use crate::actors::{Action, Activity, ActorCommand, Player};
 use crate::agents::{Agent, AgentPersona, stable_hash};
 use crate::happenings::{Happened, Heard};
-use crate::memory::{MemoryId, MemoryKind, MemoryStream, RetrievalWeights};
+use crate::memory::{Memory, MemoryId, MemoryKind, MemoryStream, RetrievalWeights};
 use crate::time::GameClock;
 use crate::world::{ActorId, Occupancy, Position, TownMap, WorldSeed};
 use agora_llm::worker::{JobId, JobOutput, JobRequest, Priority, Purpose};
@@ -121,12 +125,28 @@ pub struct Conversations {
     cooldown: HashMap<(Entity, Entity), GameTime>,
     /// News already told: (speaker, listener, the speaker's memory).
     told: HashSet<(Entity, Entity, MemoryId)>,
+    /// The last line each agent said that told news, as said: its listeners remember it as
+    /// news told them ([`TOLD`]), which they may pass on.
+    news_said: HashMap<Entity, String>,
 }
 
 impl Conversations {
     /// Conversations under way.
     pub fn active(&self) -> usize {
         self.active.len()
+    }
+
+    /// `speaker` says `line`, which tells news.
+    pub(super) fn said_news(&mut self, speaker: Entity, line: &str) {
+        let said = clean_text(line, MAX_SAY_CHARS).unwrap_or_else(|| line.to_string());
+        self.news_said.insert(speaker, said);
+    }
+
+    /// Whether `speaker`'s line `text` told news (see [`news_for`]).
+    pub(super) fn told_news(&self, speaker: Entity, text: &str) -> bool {
+        self.news_said
+            .get(&speaker)
+            .is_some_and(|said| said == text)
     }
 
     /// Whether `who` is in a conversation now.
@@ -436,6 +456,7 @@ fn converse(
             .filter_map(|&e| actors.get(e).ok())
             .map(|a| display_name(a.1, a.2))
             .collect();
+        let told_news_now = conversation.news.is_some();
         let line = match &result.output {
             Ok(JobOutput::Generated(g)) => {
                 budget.spend(speaker, now, g.usage.tokens());
@@ -464,6 +485,7 @@ fn converse(
             talk.end(id, "repeating", &actors);
             continue;
         }
+        let news_said = told_news_now.then(|| line.clone());
         talk.orders.write(ActorCommand {
             actor: speaker,
             action: Action::Say(line.clone()),
@@ -480,6 +502,9 @@ fn converse(
             let at = agents.iter().position(|&a| a == speaker).unwrap_or(0);
             agents.get((at + 1) % agents.len().max(1)).copied()
         };
+        if let Some(line) = news_said {
+            talk.conversations.said_news(speaker, &line);
+        }
     }
 
     // 2. Players' lines: the agent they talk with answers; otherwise the nearest free agent
@@ -723,28 +748,60 @@ fn news_core(news: &str) -> &str {
 /// A memory this important (1-10) is news an agent tells the people it talks with.
 const NEWS_IMPORTANCE: u8 = 6;
 
-/// What `speaker` (called `name`) has to tell `listener` (called `listener_name`): its most
-/// important memory, the latest of equals, of what it knows (its persona's memories) or heard
-/// or saw from others, that it has not told them yet. Not its plans or reflections, and not
-/// what the listener said.
+/// What `speaker` (called `name`) has to tell `listener` (called `listener_name`), from what
+/// it knows (its persona's memories), saw, or was told as news by others (a chat memory
+/// [`TOLD`], never other talk: chatter the model free-wrote is not passed on, so news travels
+/// only in words grounded in a memory). Not its plans or reflections, nor questions.
+///
+/// Pieces of news are counted by what they say ([`news_core`]): the party heard from Ann and
+/// from Bo is one piece, told to a listener once, and never back to whoever told it. Of the
+/// pieces not yet told to the listener, the most important (its best-rated memory) comes
+/// first, then first-hand news before hearsay, then the latest. Returns the memory to tell:
+/// the first-hand one where there is one.
 fn news_for(
     stream: &MemoryStream,
     name: &str,
     listener_name: &str,
     told: impl Fn(MemoryId) -> bool,
 ) -> Option<MemoryId> {
-    (stream.iter())
-        .filter(|m| m.importance.is_some_and(|i| i >= NEWS_IMPORTANCE))
-        // A question someone asked is not news.
-        .filter(|m| !m.description.trim_end_matches(['"', '\'']).ends_with('?'))
-        .filter(|m| match (&m.kind, &m.triple) {
+    let mut pieces: BTreeMap<String, Vec<&Memory>> = BTreeMap::new();
+    for m in stream.iter() {
+        let news = match (&m.kind, &m.triple) {
             (MemoryKind::Thought, triple) => triple.is_none() && m.evidence.is_empty(),
-            (_, Some(t)) => t.subject != name && t.subject != listener_name,
-            (_, None) => true,
+            (MemoryKind::Chat, Some(t)) => t.predicate == TOLD && t.subject != name,
+            (MemoryKind::Chat, None) => false,
+            (MemoryKind::Event, Some(t)) => t.subject != name,
+            (MemoryKind::Event, None) => true,
+        };
+        // A question someone asked is not news.
+        let question = m.description.trim_end_matches(['"', '\'']).ends_with('?');
+        if news && !question {
+            let core = news_core(&m.description).trim_end_matches(['.', '!']);
+            pieces.entry(core.to_lowercase()).or_default().push(m);
+        }
+    }
+    let from_listener = |m: &Memory| {
+        m.triple
+            .as_ref()
+            .is_some_and(|t| t.subject == listener_name)
+    };
+    let first_hand = |m: &Memory| m.kind != MemoryKind::Chat;
+    (pieces.into_values())
+        .filter(|piece| piece.iter().all(|&m| !told(m.id) && !from_listener(m)))
+        .filter_map(|piece| {
+            let importance = piece.iter().filter_map(|m| m.importance).max()?;
+            let tell = *piece
+                .iter()
+                .max_by_key(|m| (first_hand(m), m.created, m.id))?;
+            let rank = (
+                importance,
+                piece.iter().any(|&m| first_hand(m)),
+                tell.created,
+            );
+            (importance >= NEWS_IMPORTANCE).then_some((rank, tell.id))
         })
-        .filter(|m| !told(m.id))
-        .max_by_key(|m| (m.importance, m.created, m.id))
-        .map(|m| m.id)
+        .max()
+        .map(|(_, id)| id)
 }
 
 /// The prompt for `speaker`'s next line, from the conversation template; or, on its first
@@ -903,7 +960,7 @@ mod tests {
     }
 
     #[test]
-    fn news_is_the_most_important_untold_thing_known_or_heard_from_others() {
+    fn news_is_the_most_important_untold_piece_known_or_told_by_others() {
         let mut stream = MemoryStream::new(1);
         let mut write =
             |kind, description: &str, triple: Option<(&str, &str)>, evidence, importance| {
@@ -923,7 +980,7 @@ mod tests {
                 stream.embed(id, &[1.0], importance);
                 id
             };
-        let party = write(MemoryKind::Thought, "Ada plans a party", None, vec![], 8);
+        let party = write(MemoryKind::Thought, "Ada plans a party.", None, vec![], 8);
         write(
             MemoryKind::Thought,
             "Ada plans for day 1",
@@ -938,33 +995,57 @@ mod tests {
             vec![party],
             9,
         );
-        write(
+        let big = write(
             MemoryKind::Chat,
             "Bo said: \"big news\"",
-            Some(("Bo", "said to")),
+            Some(("Bo", TOLD)),
             vec![],
             9,
         );
         write(
             MemoryKind::Chat,
             "Ada said: \"mine\"",
-            Some(("Ada", "said to")),
+            Some(("Ada", TOLD)),
             vec![],
             9,
         );
-        let heard = write(
+        // Chatter, however important it sounds, is not passed on.
+        write(
             MemoryKind::Chat,
-            "Cy said: \"a fire\"",
-            Some(("Cy", "said to")),
+            "Di said: \"a flood\"",
+            Some(("Di", "said to")),
+            vec![],
+            10,
+        );
+        let fire = write(
+            MemoryKind::Chat,
+            "Cy said: \"A fire!\"",
+            Some(("Cy", TOLD)),
             vec![],
             8,
         );
+        // Her own party, heard back from Eve: the same piece, told as her own.
+        let back = write(
+            MemoryKind::Chat,
+            "Eve said: \"Did you hear? Ada plans a party\"",
+            Some(("Eve", TOLD)),
+            vec![],
+            7,
+        );
         write(MemoryKind::Thought, "Ada likes tea", None, vec![], 3);
-        // Heard from Cy and as important as the party, but later: it comes first.
-        assert_eq!(news_for(&stream, "Ada", "Bo", |_| false), Some(heard));
-        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == heard), Some(party));
+        // As important as the fire and older, but first-hand: it comes first.
+        assert_eq!(news_for(&stream, "Ada", "Bo", |_| false), Some(party));
+        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == party), Some(fire));
+        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == back), Some(fire));
         assert_eq!(
-            news_for(&stream, "Ada", "Bo", |m| m == heard || m == party),
+            news_for(&stream, "Ada", "Bo", |m| m == fire || m == party),
+            None
+        );
+        // Not back to whoever told it: Eve told the party, Cy the fire.
+        assert_eq!(news_for(&stream, "Ada", "Eve", |_| false), Some(big));
+        assert_eq!(news_for(&stream, "Ada", "Eve", |m| m == big), Some(fire));
+        assert_eq!(
+            news_for(&stream, "Ada", "Cy", |m| m == party || m == big),
             None
         );
     }

@@ -299,6 +299,20 @@ mod tests {
             ),
             ("Ada", "said to", "Iris")
         );
+
+        // A line that told news is remembered as news told, which may be passed on.
+        let news = "Bo is planning a party.";
+        (app.world_mut().resource_mut::<Conversations>()).said_news(ada, news);
+        app.world_mut().write_message(Heard {
+            listener: iris,
+            speaker: ada,
+            text: news.into(),
+        });
+        app.update();
+        let stream = app.world().get::<MemoryStream>(iris).unwrap();
+        let told = stream.iter().rfind(|m| m.kind == MemoryKind::Chat).unwrap();
+        assert_eq!(told.description, r#"Ada said: "Bo is planning a party.""#);
+        assert_eq!(told.triple.as_ref().unwrap().predicate, perception::TOLD);
     }
 
     #[test]

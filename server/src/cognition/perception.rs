@@ -3,9 +3,10 @@
 //! is part of that) and writes the nearest few *new* observations as event memories; an actor
 //! seen doing the same thing as last time is not written again, so an unchanged scene does not
 //! flood memory. Everything said in its earshot (players' lines too, as `Heard`) becomes a chat
-//! memory, the words quoted as data. An agent asleep perceives nothing.
+//! memory, the words quoted as data (a line that told news is remembered as [`TOLD`]). An
+//! agent asleep perceives nothing.
 
-use super::{CognitionSystems, MemorySetup};
+use super::{CognitionSystems, Conversations, MemorySetup};
 use crate::actors::{Activity, ActivityKind};
 use crate::happenings::Heard;
 use crate::memory::{MemoryKind, MemoryStream, NewMemory, Triple};
@@ -136,8 +137,14 @@ fn perceive(
     }
 }
 
+/// The predicate of a chat memory of a line that told news (the speaker's memory, worded
+/// and held to it: [`super::conversation`]); other lines are "said to". Only news told is
+/// passed on as news.
+pub(super) const TOLD: &str = "told";
+
 fn hear(
     clock: Res<GameClock>,
+    conversations: Res<Conversations>,
     mut heard: MessageReader<Heard>,
     mut listeners: Query<(&mut MemoryStream, Option<&Activity>)>,
     names: Query<(&ActorId, Option<&Name>)>,
@@ -163,7 +170,11 @@ fn hear(
                 description: format!("{speaker} said: \"{quoted}\""),
                 triple: Some(Triple {
                     subject: speaker,
-                    predicate: "said to".into(),
+                    predicate: if conversations.told_news(line.speaker, &line.text) {
+                        TOLD.into()
+                    } else {
+                        "said to".into()
+                    },
                     object: listener,
                 }),
                 evidence: vec![],

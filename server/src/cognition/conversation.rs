@@ -137,13 +137,13 @@ impl Conversations {
     }
 
     /// `speaker` says `line`, which tells news.
-    pub(super) fn said_news(&mut self, speaker: Entity, line: &str) {
+    pub(super) fn note_news_said(&mut self, speaker: Entity, line: &str) {
         let said = clean_text(line, MAX_SAY_CHARS).unwrap_or_else(|| line.to_string());
         self.news_said.insert(speaker, said);
     }
 
     /// Whether `speaker`'s line `text` told news (see [`news_for`]).
-    pub(super) fn told_news(&self, speaker: Entity, text: &str) -> bool {
+    pub(super) fn was_news(&self, speaker: Entity, text: &str) -> bool {
         self.news_said
             .get(&speaker)
             .is_some_and(|said| said == text)
@@ -456,7 +456,7 @@ fn converse(
             .filter_map(|&e| actors.get(e).ok())
             .map(|a| display_name(a.1, a.2))
             .collect();
-        let told_news_now = conversation.news.is_some();
+        let tells_news = conversation.news.is_some();
         let line = match &result.output {
             Ok(JobOutput::Generated(g)) => {
                 budget.spend(speaker, now, g.usage.tokens());
@@ -485,7 +485,7 @@ fn converse(
             talk.end(id, "repeating", &actors);
             continue;
         }
-        let news_said = told_news_now.then(|| line.clone());
+        let news_said = tells_news.then(|| line.clone());
         talk.orders.write(ActorCommand {
             actor: speaker,
             action: Action::Say(line.clone()),
@@ -503,7 +503,7 @@ fn converse(
             agents.get((at + 1) % agents.len().max(1)).copied()
         };
         if let Some(line) = news_said {
-            talk.conversations.said_news(speaker, &line);
+            talk.conversations.note_news_said(speaker, &line);
         }
     }
 
@@ -793,11 +793,7 @@ fn news_for(
             let tell = *piece
                 .iter()
                 .max_by_key(|m| (first_hand(m), m.created, m.id))?;
-            let rank = (
-                importance,
-                piece.iter().any(|&m| first_hand(m)),
-                tell.created,
-            );
+            let rank = (importance, first_hand(tell), tell.created);
             (importance >= NEWS_IMPORTANCE).then_some((rank, tell.id))
         })
         .max()

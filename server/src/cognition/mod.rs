@@ -302,7 +302,7 @@ mod tests {
 
         // A line that told news is remembered as news told, which may be passed on.
         let news = "Bo is planning a party.";
-        (app.world_mut().resource_mut::<Conversations>()).said_news(ada, news);
+        (app.world_mut().resource_mut::<Conversations>()).note_news_said(ada, news);
         app.world_mut().write_message(Heard {
             listener: iris,
             speaker: ada,

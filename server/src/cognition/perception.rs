@@ -170,7 +170,7 @@ fn hear(
                 description: format!("{speaker} said: \"{quoted}\""),
                 triple: Some(Triple {
                     subject: speaker,
-                    predicate: if conversations.told_news(line.speaker, &line.text) {
+                    predicate: if conversations.was_news(line.speaker, &line.text) {
                         TOLD.into()
                     } else {
                         "said to".into()

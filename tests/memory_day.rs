@@ -9,6 +9,9 @@ use agora_shared::persona;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "common/documented.rs"]
+mod documented;
+
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
@@ -112,4 +115,43 @@ fn agents_remember_their_persona_and_what_they_see_reproducibly() {
     // The embedder was called, and its tokens are not counted against the language model.
     assert!(summary.llm["memory"].calls > 0);
     assert_eq!(summary.llm_tokens_per_agent_hour, 0.0);
+
+    // Every key the run wrote is in docs/events.md.
+    let docs = documented::Documented::load();
+    let out = dir.path().join("a");
+    let log = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert_eq!(docs.undocumented_in_log(&log), Default::default());
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(docs.undocumented_in_summary(&written), Vec::<String>::new());
+    assert_eq!(written["personas"].as_object().unwrap().len(), 25);
+}
+
+/// A 3-agent run lists the 3 personas it used, not the folder's 25, and the map's hash.
+#[test]
+fn a_runs_summary_names_only_what_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        map: assets().join("maps/maple_hollow.tmj"),
+        personas: assets().join("personas"),
+        agents: Some(3),
+        hours: 0.1,
+        seed: 1,
+        out: dir.path().to_path_buf(),
+        start: "07:00".parse().unwrap(),
+        tick_ms: 10_000,
+        brain: BrainKind::Routine,
+        memory: false,
+        model: None,
+        prompts: assets().join("prompts"),
+        journal: None,
+        db: None,
+        watch: false,
+        progress: false,
+    };
+    let summary = sim::run(&config).unwrap();
+    assert_eq!(summary.personas.len(), 3, "{:?}", summary.personas);
+    assert_eq!(summary.map_sha256.len(), 64);
+    assert_eq!(summary.start.0, 7 * 3_600_000);
+    assert!(!summary.commit.is_empty());
 }

@@ -622,10 +622,15 @@ fn bots_join_wander_and_chat_without_drops() {
         let b = s.spawn(|| bot::run(addr, &from_key, "bot-k", 8, Duration::from_secs(6)));
         (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
     });
+    assert!(
+        a.troubles.is_empty() && b.troubles.is_empty(),
+        "{a:?} {b:?}"
+    );
     let report = BotReport {
         joined: a.joined + b.joined,
         dropped: a.dropped + b.dropped,
         undecodable: a.undecodable + b.undecodable,
+        troubles: Default::default(),
     };
     let events = server.join().unwrap();
     assert_eq!(
@@ -638,6 +643,36 @@ fn bots_join_wander_and_chat_without_drops() {
         .filter(|r| matches!(&r.event, Event::Said { speaker, .. } if speaker.starts_with("player:bot")))
         .count();
     assert!(said >= 16, "every bot spoke at least once: {said}");
+}
+
+/// Bots sent to an address where no server listens say so, and give up when netcode does
+/// (the token's 5 s timeout) instead of waiting out their run.
+#[test]
+fn bots_with_no_server_say_why_and_stop() {
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = nobody.local_addr().unwrap();
+    drop(nobody);
+    let started = Instant::now();
+    let report = bot::run(
+        addr,
+        &Tokens::Key(ServerKey::generate()),
+        "lost",
+        3,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((report.joined, report.dropped), (0, 0));
+    assert_eq!(report.troubles.values().sum::<usize>(), 3, "{report:?}");
+    let (trouble, _) = report.troubles.iter().next().unwrap();
+    assert!(
+        trouble.starts_with("no answer from the server"),
+        "{trouble}"
+    );
 }
 
 /// Players and agents speak through one system (`actors`): an agent's line, issued as the

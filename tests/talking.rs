@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[path = "common/documented.rs"]
+mod documented;
+
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
@@ -381,6 +384,12 @@ fn on_the_real_model_agents_talk_remember_each_other_and_runs_repeat_exactly() {
         events, replayed,
         "the journal's replay differs from the run"
     );
+    // Every kind and field of the model-driven run is in docs/events.md.
+    let log: String = (events.iter())
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    let undocumented = documented::Documented::load().undocumented_in_log(&log);
+    assert!(undocumented.is_empty(), "{undocumented:?}");
 }
 
 /// A player's words reach the model only as one quoted line of the conversation: a line that

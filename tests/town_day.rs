@@ -66,7 +66,7 @@ fn read_days(events: &[EventRecord]) -> BTreeMap<&str, Day<'_>> {
     for record in events {
         match &record.event {
             Event::AgentSpawned { agent, home, .. } => {
-                days.entry(agent).or_default().home_sector = home.split(':').next().unwrap();
+                days.entry(agent).or_default().home_sector = sector_of(home);
             }
             Event::Activity {
                 agent,

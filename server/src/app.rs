@@ -57,6 +57,9 @@ pub fn load_town(
     if folder.personas.is_empty() {
         return Err(TownError::NoPersonas(personas.to_path_buf()));
     }
+    for warning in &folder.warnings {
+        warn!("{warning}");
+    }
     let agents = agents.unwrap_or(folder.personas.len());
     Ok((
         map,
@@ -180,7 +183,7 @@ pub fn load_minds(options: &MindOptions) -> Result<Option<Minds>, String> {
 }
 
 /// SHA-256 of a file, hex, read in pieces.
-fn file_sha256(path: &Path) -> std::io::Result<String> {
+pub(crate) fn file_sha256(path: &Path) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 // A flag given twice takes its last value, so a script's defaults (scripts/run-day) can be
 // overridden by the arguments passed on to it.
-#[command(name = "agora-server", version, about, long_about = None, args_override_self = true)]
+#[command(name = "agora-server", version = crate::VERSION, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// The assets folder (maps, personas). Default: $AGORA_ASSETS, else ./assets, else the
     /// assets folder of the source tree this binary was built from.
@@ -80,6 +80,7 @@ pub struct DiffusionArgs {
     /// Game hours to run.
     #[arg(long, default_value_t = 24.0)]
     pub hours: f64,
+    /// Seed for every random choice of the run; the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Game time at the first tick.
@@ -135,10 +136,13 @@ pub struct ServeArgs {
     /// Number of agents [default: one per persona].
     #[arg(long)]
     pub agents: Option<usize>,
+    /// Seed for the world's random choices (agents' routines, who talks when).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Map file [default: ASSETS/maps/maple_hollow.tmj].
     #[arg(long)]
     pub map: Option<PathBuf>,
+    /// Persona folder [default: ASSETS/personas]; edits are picked up while serving.
     #[arg(long)]
     pub personas: Option<PathBuf>,
     /// Folder for the event log (an earlier run's log is kept, renamed).
@@ -214,26 +218,33 @@ pub struct TokenArgs {
 pub enum LlmCommand {
     /// Continue a prompt.
     Generate {
+        /// The text to continue (the model is a base model: write the start of what you want).
         prompt: String,
         #[command(flatten)]
         model: ModelArgs,
+        /// Tokens to generate, at most.
         #[arg(long, default_value_t = 48)]
         max_tokens: u32,
         /// Stop before this text (repeatable).
         #[arg(long)]
         stop: Vec<String>,
-        /// 0 for greedy.
+        /// Sampling temperature; 0 for greedy (always the likeliest token).
         #[arg(long, default_value_t = 0.7)]
         temperature: f32,
+        /// Nucleus sampling: draw from the likeliest tokens that make up this much
+        /// probability.
         #[arg(long, default_value_t = 0.9)]
         top_p: f32,
+        /// Penalty on tokens already in the text (1 for none).
         #[arg(long, default_value_t = 1.15)]
         repetition_penalty: f32,
+        /// Seed for sampling; the same seed and inputs give the same text.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
     /// Rank candidate continuations of a prompt by log-likelihood.
     Score {
+        /// The text the candidates continue.
         prompt: String,
         /// A candidate continuation, usually starting with a space (repeatable).
         #[arg(long = "candidate", short = 'c', required = true)]
@@ -289,8 +300,9 @@ pub struct SimArgs {
     /// recorded run's].
     #[arg(long, value_enum)]
     pub brain: Option<BrainKind>,
-    /// Game time at the first tick: "HH:MM" on day 1, or "day D HH:MM".
-    #[arg(long, default_value = "00:00", value_parser = parse_game_time)]
+    /// Game time at the first tick: "HH:MM" on day 1, or "day D HH:MM" (06:00 by default,
+    /// when the town wakes: a run from midnight spends its first hours asleep).
+    #[arg(long, default_value = "06:00", value_parser = parse_game_time)]
     pub start: GameTime,
     /// Game seconds per tick (the paper's step is 10).
     #[arg(long, default_value_t = 10.0)]
@@ -676,6 +688,9 @@ fn persona_check(
     let report = persona::load_folder(&dir, &town)?;
     for error in &report.errors {
         eprintln!("error: {error}");
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
     }
     for (p, file) in &report.personas {
         println!(

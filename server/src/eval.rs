@@ -97,10 +97,21 @@ pub fn diffusion(config: &SimConfig) -> Result<DiffusionReport, String> {
     let model = EmbeddedOptions::from_env()
         .and_then(|options| EmbeddedModel::load(&path, options))
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Each interview embeds the agent's whole stream: a minute or more for 25 agents.
+    if config.progress {
+        eprintln!(
+            "diffusion: interviewing {} agents about {} items",
+            agents.len(),
+            NEWS.len()
+        );
+    }
     let mut answers = Vec::new();
-    for (id, agent) in &agents {
+    for (done, (id, agent)) in agents.iter().enumerate() {
         for item in NEWS {
             answers.push(judge(id, agent, item, end, &embedder, &model, &prompts)?);
+        }
+        if config.progress && (done + 1) % 5 == 0 {
+            eprintln!("diffusion: interviewed {}/{}", done + 1, agents.len());
         }
     }
     let count = |f: &dyn Fn(&Judged) -> bool| answers.iter().filter(|j| f(j)).count();

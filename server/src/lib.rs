@@ -13,6 +13,12 @@
 //! - adapters: [`net`] (players over UDP), [`persist`] (SQLite);
 //! - [`app`], which builds the app for [`sim`] and [`serve`] (the runs), and [`cli`].
 
+/// The commit this server was built from, `-modified` when its code differed from it
+/// (`build.rs`): what makes a run reproducible along with its inputs.
+pub const COMMIT: &str = env!("AGORA_COMMIT");
+/// `--version`: the release and the commit.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("AGORA_COMMIT"), ")");
+
 pub mod actors;
 pub mod agents;
 pub mod app;
@@ -154,10 +160,14 @@ mod layers {
             sources(&path, &mut files);
             for (file, text) in files {
                 for import in imports(&text) {
-                    // The crate root's own items: the world's plugin (for the app builder).
+                    // The crate root's own items: the world's plugin (for the app builder)
+                    // and what the build is (for any layer).
                     let below = match rank(&import) {
                         Some(r) => r < own || import == module,
-                        None => import == "plugin" && module == "app",
+                        None => {
+                            (import == "plugin" && module == "app")
+                                || matches!(import.as_str(), "COMMIT" | "VERSION")
+                        }
                     };
                     if !below {
                         broken.push(format!("{file}: crate::{import}"));

@@ -274,7 +274,15 @@ fn build(config: &ServeConfig, prepared: Prepared) -> Result<App, String> {
             players_per_address: config.players_per_address,
         })
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
-    let public = config.public.unwrap_or(bound);
+    let public = crate::net::server::public_address(bound, config.public);
+    if config.public.is_none() && bound.ip().is_unspecified() {
+        eprintln!(
+            "serve: warning: listening on every interface ({bound}), but tokens name {public}, \
+             which only this machine reaches: give --public-addr HOST:{} (the address players \
+             connect to) so that players on other machines can join",
+            bound.port()
+        );
+    }
     if let Some(at) = config.token_endpoint {
         let endpoint = crate::net::token_endpoint::start(
             at,

@@ -288,8 +288,8 @@ fn sim_writes_events_and_summary() {
     assert!(out.status.success(), "{stderr}");
     // Not a terminal here: plain progress lines.
     assert!(
-        stderr.contains("sim: 100% game time day 1 02:00:00"),
-        "{stderr}"
+        stderr.contains("sim: 100% game time day 1 08:00:00"),
+        "a first run starts at 06:00, when the town wakes: {stderr}"
     );
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
@@ -309,6 +309,11 @@ fn sim_writes_events_and_summary() {
     let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
     assert_eq!(first["kind"], "run_started");
     assert_eq!(first["seed"], 5);
+    assert_eq!(first["start"], 6 * 3_600_000);
+    assert!(
+        events.contains("\"kind\":\"move\""),
+        "the town is awake in a first run: someone walks"
+    );
     assert!(text(&out.stdout).contains(summary["determinism_hash"].as_str().unwrap()));
 }
 
@@ -651,4 +656,166 @@ fn a_killed_sim_resumes_on_its_database_with_every_agents_memories_and_plan() {
             assert_eq!(new_intent, intent, "{agent}: its plan changed");
         }
     }
+}
+
+/// The README's synopsis of each `agora-server` command names exactly the flags its `--help`
+/// lists (`--help`, `--version` and the global `--assets` aside), so neither drifts from the
+/// other unseen.
+#[test]
+fn the_readme_synopsis_names_every_flag_of_each_command() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let block = readme
+        .split("## The server: `agora-server`\n\n```\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's synopsis block");
+    // Each entry: its first line ("agora-server llm generate PROMPT [...]") and the indented
+    // lines that continue it.
+    let mut entries: Vec<String> = Vec::new();
+    for line in block.lines() {
+        match entries.last_mut() {
+            Some(entry) if line.starts_with(' ') => entry.push_str(line),
+            _ => entries.push(line.to_string()),
+        }
+    }
+    let flags = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(String::from)
+            .filter(|f| !["--help", "--version", "--assets"].contains(&f.as_str()))
+            .collect()
+    };
+    let mut checked = 0;
+    for entry in entries.iter().filter(|e| e.starts_with("agora-server ")) {
+        let words: Vec<&str> = (entry.split_whitespace().skip(1))
+            .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+            .collect();
+        let mut args = words.clone();
+        args.push("--help");
+        let help = agora(&args);
+        assert!(help.status.success(), "{words:?}");
+        let listed: std::collections::BTreeSet<String> = (text(&help.stdout).lines())
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .flat_map(|l| flags(l.split("  ").next().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            flags(entry),
+            listed,
+            "README vs `agora-server {}`",
+            words.join(" ")
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 9,
+        "only {checked} commands in the README's synopsis"
+    );
+}
+
+/// The template map beside docs/maps.md is a town a first persona can live in: it passes
+/// `map check`, a persona of it passes `persona check`, and a day runs on it.
+#[test]
+fn the_template_map_is_a_town_to_start_from() {
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/template.tmj");
+    let template = template.to_str().unwrap();
+    let out = agora(&["map", "check", template]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("kitchen: stove, dining table, sofa"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rosa.toml"),
+        r#"
+name = "Rosa Delgado"
+age = 31
+traits = ["patient", "curious"]
+backstory = "Rosa runs the cafe."
+lifestyle = "Up early."
+speech_style = "Warm."
+wake = "06:30"
+sleep = "22:00"
+home = "Cottage:bedroom"
+author = "tests"
+license = "CC0-1.0"
+
+[work]
+place = "Cafe:cafe:counter"
+start = "08:00"
+end = "15:00"
+activity = "making coffee"
+
+[[visits]]
+place = "Green"
+at = "16:00"
+minutes = 60
+activity = "reading on the bench"
+"#,
+    )
+    .unwrap();
+    let personas = dir.path().to_str().unwrap();
+    let out = agora(&["persona", "check", personas, "--map", template]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = dir.path().join("run");
+    let out = agora(&[
+        "sim",
+        "--map",
+        template,
+        "--personas",
+        personas,
+        "--brain",
+        "routine",
+        "--hours",
+        "3",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("Template Town:Cafe:cafe:counter"),
+        "Rosa works at the counter"
+    );
+}
+
+/// Warnings of what a valid persona does unexpectedly reach the modder on stderr, with the
+/// file and field, and the check still passes.
+#[test]
+fn persona_check_warns_of_a_moved_visit_and_a_shared_bed() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in std::fs::read_dir(common::assets().join("personas")).unwrap() {
+        let file = file.unwrap().path();
+        if file.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&file, dir.path().join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    // A 09:00 errand inside Gabriel's 07:00-12:00 work.
+    let gabriel = dir.path().join("gabriel_reyes.toml");
+    let errand = "\n[[visits]]\nplace = \"Willow Cafe\"\nat = \"09:00\"\nminutes = 30\nactivity = \"coffee\"\n";
+    let text_of = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    std::fs::write(&gabriel, text_of(&gabriel) + errand).unwrap();
+    // A newcomer given Jordan Lee's room.
+    let jordan = text_of(&dir.path().join("jordan_lee.toml"));
+    let home = jordan.lines().find(|l| l.starts_with("home = ")).unwrap();
+    std::fs::write(
+        dir.path().join("twin.toml"),
+        jordan.replace("name = \"Jordan Lee\"", "name = \"Jordan Twin\""),
+    )
+    .unwrap();
+    let out = agora(&["persona", "check", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "gabriel_reyes.toml: field `visits[4]`: starts at 09:00 while work (07:00-12:00)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("twin.toml: field `home`") && stderr.contains("in jordan_lee's bed"),
+        "{home}: {stderr}"
+    );
 }

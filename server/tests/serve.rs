@@ -453,6 +453,39 @@ fn a_killed_server_with_memory_resumes_every_agents_memories() {
 /// Before: `serve` without `--key` wrote `server.key` into the directory it was started in (a
 /// checkout, typically), where it was not git-ignored: the key that signs every token could be
 /// committed. Now it lives with the world.
+/// Bound to every interface with no --public-addr, the server warns that remote players
+/// cannot reach what tokens name, names loopback in them (not 0.0.0.0), and a player with such
+/// a token joins.
+#[test]
+fn a_server_on_every_interface_warns_and_names_loopback_in_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--bind", "0.0.0.0:0"]);
+    let warning = server.line_with("listening on every interface");
+    assert!(warning.contains("give --public-addr HOST:"), "{warning}");
+    let hint = server.line_with("tokens: agora-server token");
+    let public: SocketAddr = (hint.rsplit("--server ").next().unwrap().trim())
+        .parse()
+        .unwrap();
+    assert!(public.ip().is_loopback(), "{hint}");
+    let key = ServerKey::load_or_create(&dir.path().join("server.key"))
+        .unwrap()
+        .0;
+    play(&key, "ada", public);
+    // With --public-addr, the host has said where players connect: no warning.
+    let other = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        other.path(),
+        &["--bind", "0.0.0.0:0", "--public-addr", "192.0.2.7:5000"],
+    );
+    let hint = server.line_with("tokens: agora-server token");
+    assert!(hint.ends_with("--server 192.0.2.7:5000"), "{hint}");
+    assert!(
+        !(server.printed.iter()).any(|l| l.contains("every interface")),
+        "{:?}",
+        server.printed
+    );
+}
+
 #[test]
 fn the_server_key_is_kept_with_the_world_not_where_serve_was_started() {
     use std::os::unix::fs::PermissionsExt;

@@ -264,7 +264,10 @@ pub fn place_slot(
             .map(at_object)
             .or_else(bed),
         Target::Place(name) => {
-            let place = map.resolve(name).ok()?;
+            let (place, object) = map.resolve_object(name).ok()?;
+            if let Some(object) = object {
+                return Some(at_object(object));
+            }
             let mut rng = day_rng(seed ^ slot.start as u64, day);
             let objects: Vec<ObjectId> = map
                 .arenas_of(place)
@@ -422,6 +425,23 @@ activity = "buying groceries"
                 address.starts_with(&expected),
                 "{address} is not in {expected}"
             );
+        }
+    }
+
+    #[test]
+    fn a_period_that_names_its_object_is_spent_there_every_day() {
+        let map = crate::world::map::shipped_town();
+        let mut p = persona(&map);
+        p.work.as_mut().unwrap().place = "Copper Kettle Bar:bar:bar counter".into();
+        for seed in 0..5 {
+            for day in 0..3 {
+                let plan = day_plan(&p, seed, day);
+                let work = (plan.iter())
+                    .find(|s| s.description == "tending bar")
+                    .unwrap();
+                let (_, address) = place_slot(&map, &p, seed, day, work).unwrap();
+                assert_eq!(address, "Maple Hollow:Copper Kettle Bar:bar:bar counter");
+            }
         }
     }
 }

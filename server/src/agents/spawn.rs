@@ -46,7 +46,7 @@ fn spawn_agents(
             name: persona.name.clone(),
             persona_hash: entry.hash.clone(),
             tile,
-            home: persona.home.clone(),
+            home: map.arena_address(map.objects[bed].arena),
         }));
         let mut agent = commands.spawn((
             Agent,

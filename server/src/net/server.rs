@@ -48,9 +48,26 @@ pub struct Dropped {
     pub messages: u64,
 }
 
+/// The address tokens name: `public`, else the bound address, except that a socket bound to
+/// every interface (0.0.0.0 or ::) is named by loopback, which this machine at least reaches
+/// (no client can connect to 0.0.0.0 across a network).
+pub fn public_address(bound: SocketAddr, public: Option<SocketAddr>) -> SocketAddr {
+    match public {
+        Some(public) => public,
+        None if bound.ip().is_unspecified() => {
+            let loopback: std::net::IpAddr = match bound {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            };
+            SocketAddr::new(loopback, bound.port())
+        }
+        None => bound,
+    }
+}
+
 /// Opens the UDP socket and starts netcode in secure mode. `public` is the address written in
-/// tokens (default: the bound address); one address may have `players_per_address` players
-/// connected. Returns the bound address.
+/// tokens ([`public_address`]); one address may have `players_per_address` players connected.
+/// Returns the bound address.
 pub fn listen(
     app: &mut App,
     bind: SocketAddr,
@@ -64,7 +81,7 @@ pub fn listen(
         current_time: unix_now(),
         max_clients: MAX_CLIENTS,
         protocol_id: NETCODE_PROTOCOL_ID,
-        public_addresses: vec![public.unwrap_or(bound)],
+        public_addresses: vec![public_address(bound, public)],
         authentication: ServerAuthentication::Secure {
             private_key: *key.bytes(),
         },

@@ -15,7 +15,9 @@ pub use summary::SimSummary;
 use crate::actors::AwayPlayers;
 use crate::agents::BrainKind;
 use crate::agents::hot_reload::WatchPersonas;
-use crate::app::{Journal, MindOptions, ServerApp, TownError, WorldSetup, load_minds, load_town};
+use crate::app::{
+    Journal, MindOptions, ServerApp, TownError, WorldSetup, file_sha256, load_minds, load_town,
+};
 use crate::cognition::{ModelTiming, ModelWorkers, RestoredPlaces};
 use crate::happenings::{EventLog, JsonlFileSink};
 use crate::persist::{Persistence, Saved, Store, lock_database, restored_plans, restored_streams};
@@ -156,12 +158,14 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
             brain: config.brain.name().into(),
         },
     );
-    let personas: Vec<(String, String)> = roster
-        .entries
-        .iter()
-        .map(|e| (e.persona.id.clone(), e.hash.clone()))
+    // The personas the agents were made from (a 3-agent run uses 3 of the folder's).
+    let personas: Vec<(String, String)> = (0..agents)
+        .map_while(|i| roster.agent(i))
+        .map(|(e, _)| (e.persona.id.clone(), e.hash.clone()))
         .collect();
     let map_name = map.world.clone();
+    let map_sha256 =
+        file_sha256(&config.map).map_err(io(format!("cannot read {}", config.map.display())))?;
     let (saved, persistence) = match database {
         Some(Database { lock, store, saved }) => {
             let resumed = saved.clock.is_some();
@@ -251,6 +255,7 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
     let summary = SimSummary::new(summary::SummaryInputs {
         config,
         map: map_name,
+        map_sha256,
         agents,
         ticks,
         wall,

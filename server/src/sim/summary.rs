@@ -31,15 +31,22 @@ pub struct DatabaseUse {
 /// `summary.json`: what a run was and what it produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct SimSummary {
+    /// The event log's format (docs/events.md).
     pub format: u32,
     pub agora_version: String,
+    /// The build's commit, `-modified` when its sources differed from it ([`crate::COMMIT`]).
+    pub commit: &'static str,
     pub map: String,
+    /// SHA-256 of the map file: the run's events depend on it as on the seed.
+    pub map_sha256: String,
     pub agents: usize,
     pub brain: String,
     /// Whether agents kept memory streams (`--memory`).
     pub memory: bool,
     pub seed: u64,
-    pub start: String,
+    /// Game time of the first tick, in milliseconds, as in the log.
+    pub start: GameTime,
+    /// Game milliseconds per tick.
     pub tick_ms: u64,
     pub game_hours: f64,
     pub ticks: u64,
@@ -53,7 +60,7 @@ pub struct SimSummary {
     pub determinism_hash: String,
     /// Wall-clock cost of one tick.
     pub tick_us: TickStats,
-    /// Persona id and content hash of every persona the run used (provenance).
+    /// Persona id and content hash of every persona the run's agents were made from.
     pub personas: BTreeMap<String, String>,
     /// Prompt template file -> SHA-256 (empty when no brain used the language model).
     pub prompts: BTreeMap<String, String>,
@@ -110,6 +117,7 @@ impl From<&BatchStats> for BatchingSummary {
 pub(super) struct SummaryInputs<'a> {
     pub config: &'a SimConfig,
     pub map: String,
+    pub map_sha256: String,
     pub agents: usize,
     pub ticks: u64,
     pub wall: Duration,
@@ -138,12 +146,14 @@ impl SimSummary {
         Self {
             format: EVENT_FORMAT_VERSION,
             agora_version: env!("CARGO_PKG_VERSION").into(),
+            commit: crate::COMMIT,
             map: i.map,
+            map_sha256: i.map_sha256,
             agents: i.agents,
             brain: i.config.brain.name().into(),
             memory: i.config.memory || i.config.brain == BrainKind::Llm,
             seed: i.config.seed,
-            start: i.start.to_string(),
+            start: i.start,
             tick_ms: i.config.tick_ms,
             game_hours,
             ticks: i.ticks,

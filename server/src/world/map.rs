@@ -181,16 +181,47 @@ impl TownMap {
         self.sectors.iter().position(|s| s.name == name)
     }
 
-    /// Resolves `"Sector"` or `"Sector:arena"`.
+    /// Resolves `"Sector"`, `"Sector:arena"` or `"Sector:arena:object"` to the place (an
+    /// object's arena, for the last).
     pub fn resolve(&self, place: &str) -> Result<Place, String> {
-        let mut parts = place.split(':');
-        let sector_name = parts.next().unwrap_or_default();
-        let arena_name = parts.next();
-        if parts.next().is_some() {
-            return Err(format!(
-                "{place:?} has too many parts, expected \"Sector\" or \"Sector:arena\""
-            ));
+        self.resolve_object(place).map(|(place, _)| place)
+    }
+
+    /// Resolves a place as [`Self::resolve`] does, and the object it names, if it names one.
+    pub fn resolve_object(&self, place: &str) -> Result<(Place, Option<ObjectId>), String> {
+        let (area, object_name) = match place.splitn(3, ':').collect::<Vec<_>>()[..] {
+            [sector, arena, object] => (&place[..sector.len() + 1 + arena.len()], Some(object)),
+            _ => (place, None),
+        };
+        let resolved = self.resolve_area(area)?;
+        let Some(object_name) = object_name else {
+            return Ok((resolved, None));
+        };
+        let Place::Arena(arena) = resolved else {
+            unreachable!("two parts name an arena")
+        };
+        let objects = &self.arenas[arena].objects;
+        match objects
+            .iter()
+            .find(|&&o| self.objects[o].name == object_name)
+        {
+            Some(&o) => Ok((resolved, Some(o))),
+            None => Err(format!(
+                "{area:?} has no object {object_name:?}; its objects are: {}",
+                (objects.iter())
+                    .map(|&o| self.objects[o].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
+    }
+
+    /// `"Sector"` or `"Sector:arena"`.
+    fn resolve_area(&self, place: &str) -> Result<Place, String> {
+        let (sector_name, arena_name) = match place.split_once(':') {
+            Some((sector, arena)) => (sector, Some(arena)),
+            None => (place, None),
+        };
         let sector = self.sector_by_name(sector_name).ok_or_else(|| {
             format!(
                 "no sector {sector_name:?} on the map {}; sectors are: {}",
@@ -293,6 +324,11 @@ impl Places for TownMap {
                 "{place:?} has no `bed` object, expected a home where the agent can sleep"
             )),
         }
+    }
+
+    fn bed_of(&self, home: &str) -> Option<String> {
+        let bed = self.find_object(self.resolve(home).ok()?, "bed")?;
+        Some(self.object_address(bed))
     }
 }
 
@@ -622,6 +658,16 @@ mod tests {
             map.check_place("Nowhere")
                 .unwrap_err()
                 .contains("no sector \"Nowhere\"")
+        );
+        // A place may name the object itself.
+        assert_eq!(
+            map.resolve_object("Willow Cafe:cafe:counter").unwrap(),
+            (cafe, Some(counter))
+        );
+        let err = map.check_place("Willow Cafe:cafe:piano").unwrap_err();
+        assert!(
+            err.contains("no object \"piano\"") && err.contains("counter"),
+            "{err}"
         );
     }
 

@@ -7,6 +7,7 @@ use crate::{fetch, tokens};
 use agora_shared::TilePos;
 use agora_shared::protocol::{ClientMessage, EntityKind, PROTOCOL_VERSION, ServerMessage};
 use renet_netcode::ConnectToken;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ const LINES: &[&str] = &[
 ];
 
 /// How a bot run went.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BotReport {
     /// Bots the server welcomed.
     pub joined: usize,
@@ -27,6 +28,8 @@ pub struct BotReport {
     pub dropped: usize,
     /// Messages from the server that did not decode, over all bots.
     pub undecodable: u64,
+    /// Why bots did not join or were dropped, and how many for each reason.
+    pub troubles: BTreeMap<String, usize>,
 }
 
 struct Bot {
@@ -113,6 +116,13 @@ pub fn run(
     let started = Instant::now();
     let mut last = started;
     while started.elapsed() < duration {
+        // Every bot gave up (no server, refused): nothing more will happen.
+        if bots
+            .iter()
+            .all(|b| !b.client.is_connected() && b.client.trouble().is_some())
+        {
+            break;
+        }
         let now = Instant::now();
         let dt = now - last;
         last = now;
@@ -148,14 +158,31 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let report = BotReport {
+    let mut report = BotReport {
         joined: bots.iter().filter(|b| b.welcomed).count(),
         dropped: bots
             .iter()
             .filter(|b| b.welcomed && !b.client.is_connected())
             .count(),
         undecodable: bots.iter().map(|b| b.client.undecodable).sum(),
+        troubles: BTreeMap::new(),
     };
+    for bot in &bots {
+        let trouble = match (bot.welcomed, bot.client.is_connected()) {
+            (true, true) => continue,
+            (true, false) => format!(
+                "dropped: {}",
+                (bot.client.trouble()).unwrap_or_else(|| "the connection ended".into())
+            ),
+            (false, _) => (bot.client.trouble()).unwrap_or_else(|| {
+                format!(
+                    "not welcomed within {:.0} s (still connecting)",
+                    duration.as_secs_f64()
+                )
+            }),
+        };
+        *report.troubles.entry(trouble).or_default() += 1;
+    }
     for bot in &mut bots {
         bot.client.disconnect();
     }

@@ -79,6 +79,42 @@ impl Client {
         self.transport.disconnect();
     }
 
+    /// Why this client is not playing, in words for whoever runs it: what the server said
+    /// (an outdated client), or why the connection ended or never began; `None` while it is
+    /// connecting, or welcomed and connected.
+    pub fn trouble(&self) -> Option<String> {
+        use renet_netcode::NetcodeDisconnectReason as Netcode;
+        if let Some(message) = self.inbox.iter().find_map(|m| match m {
+            ServerMessage::Outdated { message, .. } => Some(message.clone()),
+            _ => None,
+        }) {
+            return Some(format!("the server refused this client: {message}"));
+        }
+        match self.transport.disconnect_reason() {
+            Some(Netcode::ConnectionRequestTimedOut) => {
+                return Some(
+                    "no answer from the server (is it running at that address, and is the UDP \
+                     port open? is the token for that address?)"
+                        .into(),
+                );
+            }
+            Some(Netcode::ConnectionDenied) => {
+                return Some(
+                    "the server denied the connection (full, or the token was refused)".into(),
+                );
+            }
+            Some(Netcode::ConnectTokenExpired) => {
+                return Some("the connect token expired before the server answered (is this machine's clock right?)".into());
+            }
+            Some(Netcode::DisconnectedByClient) | None => {}
+            Some(other) => return Some(other.to_string()),
+        }
+        if let Some(reason) = self.renet.disconnect_reason() {
+            return Some(reason.to_string());
+        }
+        None
+    }
+
     /// The avatar the server gave us, once welcomed.
     pub fn welcome(&self) -> Option<NetId> {
         self.inbox.iter().find_map(|m| match m {

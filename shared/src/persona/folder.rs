@@ -1,6 +1,9 @@
 //! Loading a whole folder of persona files, as the server and `persona check` do.
 
-use super::{Context, Persona, PersonaError, Places, parse_persona, persona_id_from_path};
+use super::{
+    Context, Persona, PersonaError, Places, parse_persona, persona_id_from_path, schedule_warnings,
+    shared_bed_warnings,
+};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,9 @@ pub struct FolderReport {
     /// Valid personas, sorted by id, with the file each came from.
     pub personas: Vec<(Persona, PathBuf)>,
     pub errors: Vec<PersonaError>,
+    /// What valid personas do that their authors may not expect ([`schedule_warnings`],
+    /// [`shared_bed_warnings`]).
+    pub warnings: Vec<PersonaError>,
 }
 
 /// The persona files in a folder: `*.toml`, not starting with `_` or `.`, sorted by name.
@@ -100,5 +106,9 @@ pub fn load_folder(dir: &Path, places: &dyn Places) -> Result<FolderReport, Pers
         }
     }
     report.personas.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (persona, file) in &report.personas {
+        report.warnings.extend(schedule_warnings(persona, file));
+    }
+    (report.warnings).extend(shared_bed_warnings(&report.personas, places));
     Ok(report)
 }

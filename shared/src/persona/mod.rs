@@ -7,6 +7,7 @@
 mod error;
 mod folder;
 mod parse;
+mod warnings;
 
 pub use error::PersonaError;
 pub use folder::{
@@ -14,6 +15,7 @@ pub use folder::{
     read_persona_file,
 };
 pub use parse::{Context, parse_persona, persona_id_from_path};
+pub use warnings::{schedule_warnings, shared_bed_warnings};
 
 use crate::ClockTime;
 use serde::Serialize;
@@ -28,6 +30,10 @@ pub trait Places {
     fn check_place(&self, place: &str) -> Result<(), String>;
     /// `Ok` if an agent can sleep there (it contains a bed), else what is wrong.
     fn check_home(&self, place: &str) -> Result<(), String>;
+    /// The bed an agent with this home sleeps in (its address), if the map knows one.
+    fn bed_of(&self, _home: &str) -> Option<String> {
+        None
+    }
     /// The sector a valid place belongs to ("Willow Cafe:kitchen" -> "Willow Cafe").
     fn sector_of<'a>(&self, place: &'a str) -> &'a str {
         place.split(':').next().unwrap_or(place)

@@ -251,6 +251,31 @@ impl Checker<'_> {
         s.to_string()
     }
 
+    /// An SPDX license expression ("CC-BY-4.0", "MIT OR Apache-2.0", "LicenseRef-mine"),
+    /// as the docs ask.
+    fn license(&mut self, value: &Spanned<String>) -> String {
+        let text = self.text(value, "license", 64);
+        // An empty one has its error already.
+        if !text.is_empty()
+            && let Err(e) = spdx::Expression::parse(&text)
+        {
+            let hint = spdx::imprecise_license_id(&text)
+                .map(|(license, _)| format!(" (did you mean {:?}?)", license.name))
+                .unwrap_or_default();
+            self.error(
+                value.span(),
+                "license",
+                format!(
+                    "{text:?} is not an SPDX license expression ({}){hint}; expected an id from \
+                     https://spdx.org/licenses such as \"CC-BY-4.0\" or \"CC0-1.0\", or \
+                     \"LicenseRef-NAME\" for terms of your own",
+                    e.reason
+                ),
+            );
+        }
+        text
+    }
+
     fn optional_emoji(&mut self, value: Option<&Spanned<String>>, field: &str) -> Option<String> {
         value.map(|v| self.text(v, field, 8))
     }
@@ -507,7 +532,7 @@ impl Checker<'_> {
             relationships,
             memories,
             author: self.text(&raw.author, "author", 100),
-            license: self.text(&raw.license, "license", 64),
+            license: self.license(&raw.license),
         }
     }
 }

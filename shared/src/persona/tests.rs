@@ -141,6 +141,26 @@ fn times_are_written_as_the_docs_say() {
 }
 
 #[test]
+fn a_license_is_an_spdx_expression_as_the_docs_say() {
+    let e = single_error(r#"license = "CC0-1.0""#, r#"license = "free""#);
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("license", line_of("license", VALID))
+    );
+    assert!(
+        e.message
+            .contains("\"free\" is not an SPDX license expression"),
+        "{e}"
+    );
+    let e = single_error(r#"license = "CC0-1.0""#, r#"license = "apache 2""#);
+    assert!(e.message.contains("did you mean \"Apache-2.0\"?"), "{e}");
+    for fine in ["CC-BY-4.0", "MIT OR Apache-2.0", "LicenseRef-my-own-terms"] {
+        let text = VALID.replace("CC0-1.0", fine);
+        assert_eq!(parse(&text).map(|p| p.license), Ok(fine.to_string()));
+    }
+}
+
+#[test]
 fn wake_hour_out_of_range() {
     let e = single_error("wake = \"06:00\"", "wake = \"27:00\"");
     assert_eq!(
@@ -289,4 +309,91 @@ fn special_files_are_refused_without_reading_them() {
         .collect();
     refused.sort();
     assert_eq!(refused, ["pipe.toml", "zero.toml"]);
+}
+
+#[test]
+fn a_period_the_routine_moves_is_warned_of() {
+    let lunch =
+        "[[visits]]\nplace = \"Store\"\nat = \"12:30\"\nminutes = 45\nactivity = \"lunch\"\n";
+    let persona = parse(&format!("{VALID}\n{lunch}")).expect("overlaps are valid");
+    let warnings = schedule_warnings(&persona, Path::new("ann.toml"));
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].field, "visits[1]");
+    assert!(
+        warnings[0].message.contains(
+            "starts at 12:30 while work (08:00-16:00) is under way: it will run from 16:00"
+        ),
+        "{}",
+        warnings[0]
+    );
+    // The sample's own periods follow each other: nothing to say.
+    assert_eq!(
+        schedule_warnings(&parse(VALID).unwrap(), Path::new("ann.toml")),
+        vec![]
+    );
+    // A period pushed past bedtime is cut short, and says so.
+    let late = VALID.replace(
+        "at = \"17:00\"\nminutes = 60",
+        "at = \"15:00\"\nminutes = 480",
+    );
+    let late = late.replace("sleep = \"22:00\"", "sleep = \"23:30\"");
+    let warnings = schedule_warnings(&parse(&late).unwrap(), Path::new("ann.toml"));
+    assert!(
+        warnings[0].message.contains("cut short at sleep (23:30)"),
+        "{warnings:#?}"
+    );
+}
+
+/// A map where every home's first bed is the same one (as a sector whose first room is the
+/// same for everyone who names only the sector).
+struct OneBed;
+
+impl Places for OneBed {
+    fn check_place(&self, place: &str) -> Result<(), String> {
+        ListedPlaces.check_place(place)
+    }
+    fn check_home(&self, place: &str) -> Result<(), String> {
+        ListedPlaces.check_home(place)
+    }
+    fn bed_of(&self, _home: &str) -> Option<String> {
+        Some("Town:Home:bedroom:bed".into())
+    }
+}
+
+#[test]
+fn two_personas_in_one_bed_are_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ann.toml"), VALID).unwrap();
+    std::fs::write(
+        dir.path().join("bob.toml"),
+        VALID.replace("with = \"bob\"", "with = \"ann\""),
+    )
+    .unwrap();
+    let report = load_folder(dir.path(), &OneBed).unwrap();
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert!(warning.file.ends_with("bob.toml") && warning.field == "home");
+    assert!(
+        warning
+            .to_string()
+            .contains("puts bob in ann's bed (Town:Home:bedroom:bed)"),
+        "{warning}"
+    );
+    assert!(
+        load_folder(dir.path(), &ListedPlaces)
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    // Spouses share a bed, as the shipped couples do.
+    let spouse = VALID.replace("kind = \"friend\"", "kind = \"spouse\"");
+    assert_ne!(spouse, VALID);
+    std::fs::write(dir.path().join("ann.toml"), spouse).unwrap();
+    assert!(
+        load_folder(dir.path(), &OneBed)
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
 }

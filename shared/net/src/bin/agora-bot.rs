@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Headless Agora players.
+/// Headless Agora players: each joins a server, walks from agent to agent and chats, for load
+/// tests and for trying a server. The last line is `bots: joined=J dropped=D`; the exit status
+/// is 0 only if every bot joined and stayed.
 #[derive(Debug, Parser)]
-#[command(name = "agora-bot", version, about)]
+#[command(name = "agora-bot", version, about, long_about = None)]
 struct Args {
     /// The server's address.
     #[arg(long, default_value = "127.0.0.1:5000")]
@@ -22,8 +24,10 @@ struct Args {
     /// Or mint them with the server's key file (a local server; $AGORA_SERVER_KEY wins).
     #[arg(long, default_value = "server.key", conflicts_with = "token_url")]
     key: PathBuf,
+    /// How many bots join, each with its own connection and token.
     #[arg(long, default_value_t = 1)]
     count: usize,
+    /// How long the bots play, in seconds of wall time; then they leave.
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
     /// Bots are named PREFIX0, PREFIX1, ...
@@ -46,6 +50,9 @@ fn main() -> ExitCode {
     let duration = Duration::from_secs_f64(args.seconds.max(0.0));
     match bot::run(args.server, &tokens, &args.prefix, args.count, duration) {
         Ok(report) => {
+            for (trouble, bots) in &report.troubles {
+                eprintln!("agora-bot: {bots} of {} bot(s): {trouble}", args.count);
+            }
             println!("bots: joined={} dropped={}", report.joined, report.dropped);
             if report.joined == args.count && report.dropped == 0 {
                 ExitCode::SUCCESS

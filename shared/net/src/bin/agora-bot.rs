@@ -12,7 +12,7 @@ use std::time::Duration;
 /// tests and for trying a server. The last line is `bots: joined=J dropped=D`; the exit status
 /// is 0 only if every bot joined and stayed.
 #[derive(Debug, Parser)]
-#[command(name = "agora-bot", version, about, long_about = None)]
+#[command(name = "agora-bot", version)]
 struct Args {
     /// The server's address.
     #[arg(long, default_value = "127.0.0.1:5000")]

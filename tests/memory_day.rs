@@ -16,8 +16,9 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-fn run(out: &Path) -> (SimSummary, Vec<EventRecord>) {
-    let config = SimConfig {
+/// The morning's run: 25 agents with memory, 07:00-09:00.
+fn config(out: &Path) -> SimConfig {
+    SimConfig {
         map: assets().join("maps/maple_hollow.tmj"),
         personas: assets().join("personas"),
         agents: None,
@@ -34,7 +35,11 @@ fn run(out: &Path) -> (SimSummary, Vec<EventRecord>) {
         db: None,
         watch: false,
         progress: false,
-    };
+    }
+}
+
+fn run(out: &Path) -> (SimSummary, Vec<EventRecord>) {
+    let config = config(out);
     let summary = sim::run(&config).expect("the run works (needs scripts/fetch-models)");
     let events = std::fs::read_to_string(out.join("events.jsonl"))
         .unwrap()
@@ -132,22 +137,11 @@ fn agents_remember_their_persona_and_what_they_see_reproducibly() {
 fn a_runs_summary_names_only_what_it_used() {
     let dir = tempfile::tempdir().unwrap();
     let config = SimConfig {
-        map: assets().join("maps/maple_hollow.tmj"),
-        personas: assets().join("personas"),
         agents: Some(3),
         hours: 0.1,
         seed: 1,
-        out: dir.path().to_path_buf(),
-        start: "07:00".parse().unwrap(),
-        tick_ms: 10_000,
-        brain: BrainKind::Routine,
         memory: false,
-        model: None,
-        prompts: assets().join("prompts"),
-        journal: None,
-        db: None,
-        watch: false,
-        progress: false,
+        ..config(dir.path())
     };
     let summary = sim::run(&config).unwrap();
     assert_eq!(summary.personas.len(), 3, "{:?}", summary.personas);

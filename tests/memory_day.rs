@@ -68,6 +68,7 @@ fn agents_remember_their_persona_and_what_they_see_reproducibly() {
             description,
             importance,
             evidence,
+            ..
         } = &record.event
         {
             assert!(*created <= record.time, "logged before it was made");

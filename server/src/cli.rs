@@ -4,6 +4,7 @@ use crate::agents::BrainKind;
 use crate::cognition::{Prompts, interview};
 use crate::eval;
 use crate::net::replication::ViewRange;
+use crate::report;
 use crate::serve::{self, ServeConfig};
 use crate::sim::{self, SimConfig, SimError};
 use crate::world::TownMap;
@@ -61,6 +62,35 @@ pub enum Command {
     /// Run the paper's evaluations.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Draw what a run did as one self-contained HTML page (open it in any browser, offline):
+    /// where agents spent their time, each agent's day, who met whom, the model's cost, how
+    /// news spread, tick health.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's folder (from sim, serve or eval): its events.jsonl, and summary.json and
+    /// diffusion.json where present. Two folders with --compare.
+    #[arg(value_name = "RUN_DIR", required = true, num_args = 1..=2)]
+    pub runs: Vec<PathBuf>,
+    /// Put two runs side by side and name the first event where their logs differ.
+    #[arg(long)]
+    pub compare: bool,
+    /// Where to write the page [default: RUN_DIR/report.html, with --compare
+    /// RUN_A/compare.html].
+    #[arg(long, value_name = "FILE.html")]
+    pub out: Option<PathBuf>,
+    /// The map the run used (drawn under the heatmap) [default: the shipped town].
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// The personas folder the run used (authors, work places, relationships) [default: the
+    /// shipped personas].
+    #[arg(long, value_name = "DIR")]
+    pub personas: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +122,10 @@ pub struct DiffusionArgs {
     /// GGUF model [default: $AGORA_MODEL, else the model cache].
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Run no new day: interview and judge again the run already in --out (after changing
+    /// the interview, its template or the rule). --hours, --seed and --start are then unused.
+    #[arg(long)]
+    pub rejudge: bool,
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -476,6 +510,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Token(args) => token(args),
         Command::Interview(args) => interview(args, &assets),
         Command::Eval(EvalCommand::Diffusion(args)) => diffusion(args, &assets),
+        Command::Report(args) => report(args, &assets),
     }
 }
 
@@ -498,7 +533,7 @@ fn diffusion(args: DiffusionArgs, assets: &Assets) -> Result<ExitCode, CliError>
         watch: false,
         progress: !args.quiet,
     };
-    let report = eval::diffusion(&config).map_err(CliError::Usage)?;
+    let report = eval::diffusion(&config, args.rejudge).map_err(CliError::Usage)?;
     for (item, seeded, informed) in &report.items {
         println!(
             "diffusion: {item}: informed {informed}/{} (at the start {seeded}/{})",
@@ -510,6 +545,43 @@ fn diffusion(args: DiffusionArgs, assets: &Assets) -> Result<ExitCode, CliError>
         config.out.join("diffusion.json").display()
     );
     println!("{}", eval::summary_line(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: ReportArgs, assets: &Assets) -> Result<ExitCode, CliError> {
+    let (first, page) = match (args.runs.as_slice(), args.compare) {
+        ([run], false) => (run, "report.html"),
+        ([a, _], true) => (a, "compare.html"),
+        ([_], true) => {
+            return Err(CliError::Usage(
+                "--compare takes two run folders: report --compare RUN_A RUN_B".into(),
+            ));
+        }
+        _ => {
+            return Err(CliError::Usage(
+                "two run folders are compared: add --compare".into(),
+            ));
+        }
+    };
+    let options = report::ReportOptions {
+        out: args.out.clone().unwrap_or_else(|| first.join(page)),
+        map: assets.or_default(args.map, DEFAULT_MAP)?,
+        personas: assets.or_default(args.personas, "personas")?,
+        runs: args.runs,
+        progress: !args.quiet,
+    };
+    let written = report::write(&options).map_err(CliError::Usage)?;
+    for warning in &written.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(divergence) = &written.divergence {
+        println!("compare: {divergence}");
+    }
+    println!(
+        "report: wrote {} ({} KB)",
+        written.out.display(),
+        written.bytes / 1024
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,9 +8,12 @@
 //! - **hallucinated**: the answer carries the news, but the memory it draws on does not (or it
 //!   draws on none).
 //!
-//! A text *carries* an item when it holds every one of the item's `all` words and at least one
-//! of its `any` words (case-insensitive): the party is "party" with "harvest", "marisol" or
-//! "willow"; the candidacy is "gabriel" with "mayor", "election", "campaign" or "candida".
+//! A text *carries* an item when what it says holds every one of the item's `all` words and at
+//! least one of its `any` words (case-insensitive): the party is "party" with "harvest",
+//! "marisol" or "willow"; the candidacy is "gabriel" with "mayor", "election", "campaign" or
+//! "candida". What a text says is its words, less who said them: of a chat memory
+//! (`Gabriel Reyes said: "..."`) or an answer quoting one, only the quoted words count, so
+//! Gabriel talking about the mayor's office is not news of his candidacy.
 //! The paper's figures: informed 4% at the start, 32% (party) and 52% (candidacy) after two
 //! game days; hallucinated 1.3%.
 
@@ -51,8 +54,17 @@ pub const NEWS: &[NewsItem] = &[
 impl NewsItem {
     /// Whether `text` carries this news (the rule in the module's docs).
     pub fn carried_by(&self, text: &str) -> bool {
-        let text = text.to_lowercase();
+        let text = what_it_says(text).to_lowercase();
         self.all.iter().all(|w| text.contains(w)) && self.any.iter().any(|w| text.contains(w))
+    }
+}
+
+/// The words of `text` without who said them: after the first `said: "` (a chat memory, or an
+/// answer quoting one), up to its closing quote.
+pub fn what_it_says(text: &str) -> &str {
+    match text.split_once(" said: \"") {
+        Some((_, quoted)) => quoted.rsplit_once('"').map_or(quoted, |(words, _)| words),
+        None => text,
     }
 }
 
@@ -84,13 +96,23 @@ pub struct DiffusionReport {
 }
 
 /// Runs the day (`config`, with the brain forced to `llm`), then interviews and judges.
-pub fn diffusion(config: &SimConfig) -> Result<DiffusionReport, String> {
+/// `rejudge`: no new day; the run already in `config.out` is interviewed and judged again
+/// (after a change to the interview, its template or the rule).
+pub fn diffusion(config: &SimConfig, rejudge: bool) -> Result<DiffusionReport, String> {
     let config = SimConfig {
         brain: BrainKind::Llm,
         ..config.clone()
     };
-    sim::run(&config).map_err(|e| e.to_string())?;
-    let (agents, end) = interview::agents_from_log(&config.out.join("events.jsonl"))?;
+    let log = config.out.join("events.jsonl");
+    if !rejudge {
+        sim::run(&config).map_err(|e| e.to_string())?;
+    } else if !log.is_file() {
+        return Err(format!(
+            "--rejudge: {} holds no run (no events.jsonl); run eval diffusion without it first",
+            config.out.display()
+        ));
+    }
+    let (agents, end) = interview::agents_from_log(&log)?;
     let prompts = Prompts::load(&config.prompts).map_err(|e| e.to_string())?;
     let embedder = Embedder::load(&minilm::default_folder()).map_err(|e| e.to_string())?;
     let path = locate::language_model(config.model.as_deref()).map_err(|e| e.to_string())?;
@@ -204,5 +226,19 @@ mod tests {
         assert!(candidacy.carried_by("Gabriel Reyes has decided to run for mayor."));
         assert!(!candidacy.carried_by("Maeve is the mayor."));
         assert!(!candidacy.carried_by("Gabriel is sanding a table."));
+        // Who said it is not what was said.
+        let chat =
+            r#"Gabriel Reyes said: "Ngozi has filed a repair request with the mayor's office.""#;
+        assert!(!candidacy.carried_by(chat));
+        assert!(!candidacy.carried_by(&format!("I remember this: {chat}")));
+        assert!(!party.carried_by(r#"Marisol Alvarez said: "Your holiday party would be fun.""#));
+        assert!(
+            candidacy
+                .carried_by(r#"Iris Chen said: "Gabriel Reyes has decided to run for mayor.""#)
+        );
+        assert_eq!(
+            what_it_says(r#"Ann said: "a "quoted" word""#),
+            r#"a "quoted" word"#
+        );
     }
 }

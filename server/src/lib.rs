@@ -11,7 +11,8 @@
 //! - [`agents`]: agents from personas, their brains; [`memory`], each agent's memory stream;
 //!   then [`cognition`];
 //! - adapters: [`net`] (players over UDP), [`persist`] (SQLite);
-//! - [`app`], which builds the app for [`sim`] and [`serve`] (the runs), and [`cli`].
+//! - [`app`], which builds the app for [`sim`] and [`serve`] (the runs); [`eval`], the paper's
+//!   checks; [`report`], a run's pictures; and [`cli`].
 
 /// The commit this server was built from, `-modified` when its code differed from it
 /// (`build.rs`): what makes a run reproducible along with its inputs.
@@ -29,6 +30,7 @@ pub mod happenings;
 pub mod memory;
 pub mod net;
 pub mod persist;
+pub mod report;
 pub mod schedule;
 pub mod serve;
 pub mod sim;
@@ -78,7 +80,8 @@ mod layers {
         ("sim", 10),
         ("eval", 11),
         ("serve", 10),
-        ("cli", 12),
+        ("report", 12),
+        ("cli", 13),
     ];
 
     fn rank(module: &str) -> Option<u32> {

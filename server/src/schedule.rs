@@ -7,6 +7,7 @@
 
 use bevy::prelude::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +54,9 @@ pub struct TickStats {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+    /// Ticks by time, in power-of-two buckets: upper bound in microseconds -> ticks that took
+    /// at most that long and more than half of it.
+    pub histogram: BTreeMap<u64, u64>,
 }
 
 impl TickStats {
@@ -63,7 +67,14 @@ impl TickStats {
         let mut us: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         us.sort_by(f64::total_cmp);
         let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+        let mut histogram = BTreeMap::new();
+        for t in &us {
+            *histogram
+                .entry((t.ceil() as u64).max(1).next_power_of_two())
+                .or_default() += 1;
+        }
         Self {
+            histogram,
             mean: us.iter().sum::<f64>() / us.len() as f64,
             p50: pick(0.5),
             p99: pick(0.99),

@@ -387,7 +387,11 @@ fn shutdown(
         .resource::<Persistence>()
         .flush()
         .map_err(|e| format!("cannot save to {}: {e}", config.db.display()))?;
+    let last_hour = crate::cognition::usage::last_hour(app.world_mut());
     let mut log = app.world_mut().resource_mut::<EventLog>();
+    if let Some(usage) = last_hour {
+        log.record(&clock, usage);
+    }
     log.record(
         &clock,
         Event::RunFinished {

@@ -6,6 +6,7 @@
 
 use crate::{GameTime, TilePos};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Version of the event format, written in every run's `run_started` event.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
@@ -65,11 +66,19 @@ pub enum Event {
         tile: TilePos,
     },
     /// The day moved into a new phase (night, morning, afternoon, evening).
-    DayPhase { phase: String },
+    DayPhase {
+        phase: String,
+    },
     /// A persona file changed and the agent now follows the new version.
-    PersonaReloaded { agent: String, persona_hash: String },
+    PersonaReloaded {
+        agent: String,
+        persona_hash: String,
+    },
     /// A persona file changed but the new version is invalid; the agent keeps the old one.
-    PersonaRejected { agent: String, error: String },
+    PersonaRejected {
+        agent: String,
+        error: String,
+    },
     /// A player joined (or rejoined) the world. Players' actor ids start with `player:`.
     PlayerJoined {
         player: String,
@@ -77,7 +86,9 @@ pub enum Event {
         tile: TilePos,
     },
     /// A player's connection ended; its avatar leaves the world until the player returns.
-    PlayerLeft { player: String },
+    PlayerLeft {
+        player: String,
+    },
     /// Someone said something aloud (the words as said, length-capped).
     Said {
         speaker: String,
@@ -104,6 +115,10 @@ pub enum Event {
         importance: u8,
         /// Ids of the memories a thought was drawn from.
         evidence: Vec<u32>,
+        /// A chat memory of news told (a line worded from the speaker's own memory and held
+        /// to it), which the agent may pass on; absent for all other memories.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        told: bool,
     },
     /// Agents (and perhaps a player) started talking.
     ConversationStarted {
@@ -135,9 +150,21 @@ pub enum Event {
         items: Vec<PlanItem>,
     },
     /// An agent broke an hour of its plan into steps.
-    StepsPlanned { agent: String, steps: Vec<PlanItem> },
+    StepsPlanned {
+        agent: String,
+        steps: Vec<PlanItem>,
+    },
     /// Last event of a run.
-    RunFinished { ticks: u64 },
+    /// Model calls whose answers took effect in one game hour (`hour_start` to an hour
+    /// later), and their prompt + output tokens, by purpose; logged when the hour is over.
+    ModelUsage {
+        hour_start: GameTime,
+        calls: BTreeMap<String, u64>,
+        tokens: BTreeMap<String, u64>,
+    },
+    RunFinished {
+        ticks: u64,
+    },
 }
 
 /// One stretch of a plan: what, where and when.
@@ -158,6 +185,30 @@ pub struct ConversationLine {
 }
 
 impl Event {
+    /// Every kind this version knows, as [`Event::kind`] names them: a reader tells a line
+    /// of a newer log (a kind not here) from a broken line of a known kind.
+    pub const KINDS: &[&str] = &[
+        "run_started",
+        "agent_spawned",
+        "activity",
+        "move",
+        "arrive",
+        "day_phase",
+        "persona_reloaded",
+        "persona_rejected",
+        "player_joined",
+        "player_left",
+        "said",
+        "heard",
+        "memory",
+        "conversation_started",
+        "conversation_ended",
+        "plan_made",
+        "steps_planned",
+        "model_usage",
+        "run_finished",
+    ];
+
     /// The `kind` field as written in the log.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -178,6 +229,7 @@ impl Event {
             Event::ConversationEnded { .. } => "conversation_ended",
             Event::PlanMade { .. } => "plan_made",
             Event::StepsPlanned { .. } => "steps_planned",
+            Event::ModelUsage { .. } => "model_usage",
             Event::RunFinished { .. } => "run_finished",
         }
     }
@@ -198,6 +250,7 @@ impl Event {
             Event::RunStarted { .. }
             | Event::DayPhase { .. }
             | Event::RunFinished { .. }
+            | Event::ModelUsage { .. }
             | Event::PlayerJoined { .. }
             | Event::PlayerLeft { .. }
             | Event::Said { .. }
@@ -248,6 +301,27 @@ mod tests {
         for e in events {
             let v: serde_json::Value = serde_json::to_value(&e).unwrap();
             assert_eq!(v["kind"], e.kind());
+            assert!(Event::KINDS.contains(&e.kind()));
         }
+    }
+
+    /// `KINDS` and docs/events.md's table of kinds name the same kinds.
+    #[test]
+    fn the_known_kinds_are_the_documented_ones() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.md"),
+        )
+        .unwrap();
+        let table = docs
+            .split("## Kinds")
+            .nth(1)
+            .unwrap()
+            .split("\n## ")
+            .next()
+            .unwrap();
+        let documented: Vec<&str> = (table.lines())
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert_eq!(documented, Event::KINDS);
     }
 }

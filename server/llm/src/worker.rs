@@ -68,7 +68,8 @@ pub enum JobOutput {
 }
 
 impl JobOutput {
-    fn usage(&self) -> Usage {
+    /// What the call cost.
+    pub fn usage(&self) -> Usage {
         match self {
             JobOutput::Generated(g) => g.usage,
             JobOutput::Scored(s) => s.usage,

@@ -745,6 +745,12 @@ fn news_core(news: &str) -> &str {
     }
 }
 
+/// Whether a memory is a question someone asked (`Ann said: "Are you coming?"`): neither news
+/// to pass on nor an answer to give.
+pub(super) fn is_question(description: &str) -> bool {
+    description.trim_end_matches(['"', '\'']).ends_with('?')
+}
+
 /// A memory this important (1-10) is news an agent tells the people it talks with.
 const NEWS_IMPORTANCE: u8 = 6;
 
@@ -756,12 +762,17 @@ const NEWS_IMPORTANCE: u8 = 6;
 /// Pieces of news are counted by what they say ([`news_core`]): the party heard from Ann and
 /// from Bo is one piece, told to a listener once, and never back to whoever told it. Of the
 /// pieces not yet told to the listener, the most important (its best-rated memory) comes
-/// first, then first-hand news before hearsay, then the latest. Returns the memory to tell:
-/// the first-hand one where there is one.
+/// first, then first-hand news before hearsay, then the latest. With `own_first` (an agent's
+/// first piece in a conversation), its own news (what its persona knows) comes before all
+/// else: people tell their own news before they pass on the talk of the town, or a candidate
+/// for mayor would spend the day retelling hearsay rated above his candidacy (measured: he
+/// did, in ten conversations). Returns the memory to tell: the first-hand one where there is
+/// one.
 fn news_for(
     stream: &MemoryStream,
     name: &str,
     listener_name: &str,
+    own_first: bool,
     told: impl Fn(MemoryId) -> bool,
 ) -> Option<MemoryId> {
     let mut pieces: BTreeMap<String, Vec<&Memory>> = BTreeMap::new();
@@ -773,9 +784,7 @@ fn news_for(
             (MemoryKind::Event, Some(t)) => t.subject != name,
             (MemoryKind::Event, None) => true,
         };
-        // A question someone asked is not news.
-        let question = m.description.trim_end_matches(['"', '\'']).ends_with('?');
-        if news && !question {
+        if news && !is_question(&m.description) {
             let core = news_core(&m.description).trim_end_matches(['.', '!']);
             pieces.entry(core.to_lowercase()).or_default().push(m);
         }
@@ -793,7 +802,8 @@ fn news_for(
             let tell = *piece
                 .iter()
                 .max_by_key(|m| (first_hand(m), m.created, m.id))?;
-            let rank = (importance, first_hand(tell), tell.created);
+            let own = own_first && tell.kind == MemoryKind::Thought;
+            let rank = (own, importance, first_hand(tell), tell.created);
             (importance >= NEWS_IMPORTANCE).then_some((rank, tell.id))
         })
         .max()
@@ -865,7 +875,7 @@ fn prompt_for(
     let news = tells_news
         .then(|| {
             let first = listeners.first().map_or("", |l| l.0.as_str());
-            news_for(&stream, &speaker_name, first, |m| {
+            news_for(&stream, &speaker_name, first, said == first_news, |m| {
                 others.iter().all(|&o| told.contains(&(speaker, o, m)))
             })
         })
@@ -1030,19 +1040,39 @@ mod tests {
         );
         write(MemoryKind::Thought, "Ada likes tea", None, vec![], 3);
         // As important as the fire and older, but first-hand: it comes first.
-        assert_eq!(news_for(&stream, "Ada", "Bo", |_| false), Some(party));
-        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == party), Some(fire));
-        assert_eq!(news_for(&stream, "Ada", "Bo", |m| m == back), Some(fire));
         assert_eq!(
-            news_for(&stream, "Ada", "Bo", |m| m == fire || m == party),
+            news_for(&stream, "Ada", "Bo", false, |_| false),
+            Some(party)
+        );
+        assert_eq!(
+            news_for(&stream, "Ada", "Bo", false, |m| m == party),
+            Some(fire)
+        );
+        assert_eq!(
+            news_for(&stream, "Ada", "Bo", false, |m| m == back),
+            Some(fire)
+        );
+        assert_eq!(
+            news_for(&stream, "Ada", "Bo", false, |m| m == fire || m == party),
             None
         );
         // Not back to whoever told it: Eve told the party, Cy the fire.
-        assert_eq!(news_for(&stream, "Ada", "Eve", |_| false), Some(big));
-        assert_eq!(news_for(&stream, "Ada", "Eve", |m| m == big), Some(fire));
+        assert_eq!(news_for(&stream, "Ada", "Eve", false, |_| false), Some(big));
         assert_eq!(
-            news_for(&stream, "Ada", "Cy", |m| m == party || m == big),
+            news_for(&stream, "Ada", "Eve", false, |m| m == big),
+            Some(fire)
+        );
+        assert_eq!(
+            news_for(&stream, "Ada", "Cy", false, |m| m == party || m == big),
             None
+        );
+        // Her first piece in a conversation is her own news, however important the hearsay;
+        // with none left untold, the hearsay.
+        assert_eq!(news_for(&stream, "Ada", "Cy", false, |_| false), Some(big));
+        assert_eq!(news_for(&stream, "Ada", "Cy", true, |_| false), Some(party));
+        assert_eq!(
+            news_for(&stream, "Ada", "Cy", true, |m| m == party),
+            Some(big)
         );
     }
 

@@ -6,10 +6,17 @@
 //! every content word in it comes from the memory or the question; otherwise the agent quotes
 //! the memory. When no memory is relevant enough, the model is not asked and the agent says it
 //! does not remember.
+//!
+//! What an agent knows comes before what it heard said: its own memories (its persona's, what
+//! it saw, its thoughts) and news told it (a line worded from the teller's own memory) answer
+//! first; a line someone merely said (small talk the model free-wrote, which may be untrue)
+//! answers only when nothing the agent knows is relevant. A question it was asked never
+//! answers.
 
-use super::conversation::spoken_line;
+use super::conversation::{is_question, spoken_line};
+use super::perception::TOLD;
 use super::prompts::Template;
-use crate::memory::{Memory, MemoryId, MemoryKind, MemoryStream, RetrievalWeights};
+use crate::memory::{Memory, MemoryId, MemoryKind, MemoryStream, RetrievalWeights, Triple};
 use agora_llm::kernels::dot;
 use agora_llm::{GenerateRequest, LanguageModel, LlmError, SamplingParams, TextEmbedder};
 use agora_shared::GameTime;
@@ -76,6 +83,7 @@ pub fn agents_from_log(path: &Path) -> Result<(BTreeMap<String, LoggedAgent>, Ga
                 description,
                 importance,
                 evidence,
+                told,
             } => {
                 let Some(logged) = agents.get_mut(&agent) else {
                     return Err(format!(
@@ -85,13 +93,20 @@ pub fn agents_from_log(path: &Path) -> Result<(BTreeMap<String, LoggedAgent>, Ga
                     ));
                 };
                 let kind = MemoryKind::from_name(&memory_kind).unwrap_or(MemoryKind::Thought);
+                // News told, as the stream keeps it: the teller told the agent.
+                let triple = told.then(|| Triple {
+                    subject: (description.split_once(" said: "))
+                        .map_or_else(String::new, |(who, _)| who.to_string()),
+                    predicate: TOLD.into(),
+                    object: logged.name.clone(),
+                });
                 logged.memories.push(Memory {
                     id: MemoryId(memory),
                     kind,
                     created,
                     last_accessed: created,
                     description,
-                    triple: None,
+                    triple,
                     importance: Some(importance),
                     keywords: vec![],
                     evidence: evidence.into_iter().map(MemoryId).collect(),
@@ -151,14 +166,20 @@ pub fn interview(
         .collect();
     // The answer draws on the most relevant memory, whatever its age or importance (cosine
     // found the answering memory 13 times in 15 on the labelled set, retrieval's blend less
-    // often once recent chatter crowds the stream); the retrieval list is shown beside it.
+    // often once recent chatter crowds the stream), of what the agent knows before what it
+    // heard said (see the module's docs); the retrieval list is shown beside it.
     let most_relevant = (memories.iter().enumerate())
+        .filter(|(_, m)| !is_question(&m.description))
         .filter_map(|(i, m)| {
             let vector = stream.embedding(MemoryId(i as u32))?;
             Some((m, dot(vector, &query)))
         })
         .filter(|(_, relevance)| *relevance >= MIN_RELEVANCE)
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id)));
+        .max_by(|a, b| {
+            (known(a.0).cmp(&known(b.0)))
+                .then(a.1.total_cmp(&b.1))
+                .then(b.0.id.cmp(&a.0.id))
+        });
     let Some((best, _)) = most_relevant else {
         return Ok(Interview {
             answer: NOTHING_REMEMBERED.into(),
@@ -198,6 +219,12 @@ pub fn interview(
     })
 }
 
+/// Whether the agent knows what `memory` says (its own memory, or news told it), rather than
+/// having heard someone say it.
+fn known(memory: &Memory) -> bool {
+    memory.kind != MemoryKind::Chat || memory.triple.as_ref().is_some_and(|t| t.predicate == TOLD)
+}
+
 /// Words of four letters or more that carry no content of their own.
 const FUNCTION_WORDS: &[&str] = &[
     "about", "also", "been", "because", "being", "could", "does", "doing", "from", "have", "heard",
@@ -232,6 +259,97 @@ pub fn unsupported_words(answer: &str, sources: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_llm::{Embeddings, Generation, ScoreRequest, Scores, Usage};
+
+    const QUESTION: &str = "Is there a party coming up?";
+    const SMALL_TALK: &str = r#"Hannah Weiss said: "She attends a party.""#;
+    const NEWS: &str = r#"Marisol Alvarez said: "Marisol is planning a harvest party.""#;
+    const ASKED: &str = r#"Kenji Nakamura said: "Was it your birthday party?""#;
+
+    /// A scripted stand-in for MiniLM (not a real model): fixed vectors, so that the question
+    /// is nearest the question it was asked, then the small talk, then the news.
+    struct ScriptedEmbedder;
+
+    impl TextEmbedder for ScriptedEmbedder {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Embeddings, LlmError> {
+            let vector = |t: &str| -> Vec<f32> {
+                let v = match t {
+                    QUESTION | ASKED => [1.0, 0.0],
+                    SMALL_TALK => [0.9, 0.44],
+                    NEWS => [0.6, 0.8],
+                    _ => [0.0, 1.0],
+                };
+                v.to_vec()
+            };
+            Ok(Embeddings {
+                vectors: texts.iter().map(|t| vector(t)).collect(),
+                usage: Usage::default(),
+            })
+        }
+    }
+
+    /// A scripted stand-in for the language model (not a real one): says nothing, so the
+    /// memory drawn on is quoted.
+    struct Silent;
+
+    impl LanguageModel for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn generate(&self, _: &GenerateRequest) -> Result<Generation, LlmError> {
+            Ok(Generation {
+                text: String::new(),
+                usage: Usage::default(),
+            })
+        }
+        fn score(&self, _: &ScoreRequest) -> Result<Scores, LlmError> {
+            Err(LlmError::Model("not scripted".into()))
+        }
+    }
+
+    fn chat(id: u32, description: &str, told: bool) -> Memory {
+        Memory {
+            id: MemoryId(id),
+            kind: MemoryKind::Chat,
+            created: GameTime::from_minutes(600 + u64::from(id)),
+            last_accessed: GameTime::from_minutes(600),
+            description: description.into(),
+            triple: told.then(|| Triple {
+                subject: "Marisol Alvarez".into(),
+                predicate: TOLD.into(),
+                object: "Iris Chen".into(),
+            }),
+            importance: Some(6),
+            keywords: vec![],
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn news_told_answers_before_small_talk_and_a_question_never_does() {
+        let template = Template::parse("{memory}", &["agent", "memory", "question"], &[]).unwrap();
+        let ask = |news_told: bool| {
+            let agent = LoggedAgent {
+                name: "Iris Chen".into(),
+                memories: vec![
+                    chat(0, NEWS, news_told),
+                    chat(1, SMALL_TALK, false),
+                    chat(2, ASKED, false),
+                ],
+            };
+            let now = GameTime::from_minutes(700);
+            interview(&agent, QUESTION, now, &ScriptedEmbedder, &Silent, &template).unwrap()
+        };
+        let answer = ask(true);
+        assert_eq!(answer.drawn_from, Some(MemoryId(0)), "{answer:?}");
+        assert_eq!(answer.answer, format!("I remember this: {NEWS}"));
+        // The same line merely said is small talk like any other: the most relevant answers,
+        // and the question asked, the most relevant of all, is passed over.
+        assert_eq!(ask(false).drawn_from, Some(MemoryId(1)));
+    }
 
     #[test]
     fn wording_that_adds_content_is_caught() {

@@ -21,6 +21,7 @@ pub mod prompts;
 mod reflection;
 mod remembering;
 pub mod spatial;
+pub mod usage;
 
 pub use conversation::{Conversations, DialogueSettings, DialogueSetup, spoken_line};
 pub use model_queue::{ModelCalls, ModelQueue, ModelResult, ModelTiming, ModelWorkers};
@@ -117,6 +118,7 @@ pub fn plugin(app: &mut App) {
         spatial::plugin,
         planning::plugin,
         deciding::plugin,
+        usage::plugin,
     ))
     .init_resource::<budget::TokenBudget>();
 }
@@ -345,6 +347,7 @@ mod tests {
                     description: "Ann is baking".into(),
                     importance: memory.importance.unwrap(),
                     evidence: vec![],
+                    told: false,
                 }
             )]
         );

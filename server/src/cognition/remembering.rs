@@ -135,6 +135,8 @@ fn apply_embeddings(
                 description: memory.description.clone(),
                 importance: memory.importance.unwrap_or(1),
                 evidence: memory.evidence.iter().map(|e| e.0).collect(),
+                told: (memory.triple.as_ref())
+                    .is_some_and(|t| t.predicate == super::perception::TOLD),
             }));
         }
     }

@@ -246,7 +246,11 @@ pub fn run(config: &SimConfig) -> Result<SimSummary, SimError> {
         .unwrap_or_default();
     let batching = (world.get_resource::<ModelWorkers>()).and_then(|workers| workers.batching());
     let clock = world.resource::<GameClock>().clone();
+    let last_hour = crate::cognition::usage::last_hour(world);
     let mut log = world.resource_mut::<EventLog>();
+    if let Some(usage) = last_hour {
+        log.record(&clock, usage);
+    }
     log.record(&clock, Event::RunFinished { ticks });
     let stats = log
         .finish()

@@ -4,7 +4,7 @@ pub mod map;
 pub mod movement;
 pub mod occupancy;
 mod path;
-mod tiled;
+pub(crate) mod tiled;
 
 use bevy::prelude::*;
 

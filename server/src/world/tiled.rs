@@ -17,6 +17,22 @@ pub struct TiledMap {
     #[serde(default)]
     pub properties: Vec<Property>,
     pub layers: Vec<Layer>,
+    /// Looks only (the server reads no tile's image); run reports colour the map with them.
+    #[serde(default)]
+    pub tilesets: Vec<Tileset>,
+}
+
+/// A tileset embedded in the map: its image and tile size (external `.tsx` sets have no
+/// `image` here).
+#[derive(Debug, Deserialize)]
+pub struct Tileset {
+    pub firstgid: u32,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub tilewidth: u32,
+    #[serde(default)]
+    pub tileheight: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +102,22 @@ impl TiledMap {
     pub fn tile_layer(&self, name: &str) -> Option<&TileLayer> {
         self.layers.iter().find_map(|l| match l {
             Layer::Tiles(t) if t.name == name => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Each tile layer's global tile ids, bottom layer first (layers without a CSV data
+    /// array are skipped).
+    pub fn tile_layers(&self) -> impl Iterator<Item = Vec<u32>> + '_ {
+        self.layers.iter().filter_map(|l| match l {
+            Layer::Tiles(t) => Some(
+                t.data
+                    .as_ref()?
+                    .as_array()?
+                    .iter()
+                    .map(|v| v.as_u64().unwrap_or(0) as u32)
+                    .collect(),
+            ),
             _ => None,
         })
     }

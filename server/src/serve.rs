@@ -90,7 +90,7 @@ impl ServeConfig {
 }
 
 /// What a bounded run did.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ServeReport {
     pub ticks: u64,
     pub tick_us: TickStats,
@@ -100,7 +100,15 @@ pub struct ServeReport {
     pub bytes_per_second_per_client: f64,
     /// Agents and players in a joined player's view, averaged over players and samples.
     pub entities_in_view: f64,
+    /// Over the session, once a second (less often in a long one: at most
+    /// [`BANDWIDTH_SAMPLES`] are kept): wall seconds since the start, players connected, and
+    /// bytes sent per second per player.
+    pub bandwidth: Vec<(f64, usize, f64)>,
 }
+
+/// Bandwidth samples kept at most; a longer session keeps every other one and samples half
+/// as often.
+pub const BANDWIDTH_SAMPLES: usize = 4_096;
 
 pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     // First of all: a signal during start-up, too, stops the run cleanly.
@@ -322,6 +330,7 @@ struct TickFigures {
     peak_players: usize,
     bandwidth: (f64, u64),
     in_view: (f64, u64),
+    samples: Vec<(f64, usize, f64)>,
 }
 
 /// Ticks at `--hz` until `--seconds` pass or a signal asks to stop.
@@ -335,7 +344,10 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
         peak_players: 0,
         bandwidth: (0.0, 0),
         in_view: (0.0, 0),
+        samples: Vec::new(),
     };
+    // Seconds between bandwidth samples: doubles whenever the samples fill up.
+    let mut every = 1u64;
     let mut views = app.world_mut().query::<&View>();
     while config.duration.is_none_or(|d| started.elapsed() < d) {
         if stop.load(Ordering::Relaxed) {
@@ -350,11 +362,16 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
         let server = app.world().resource::<RenetServer>();
         figures.peak_players = figures.peak_players.max(server.connected_clients());
         if figures.ticks.is_multiple_of(config.hz.ceil() as u64) {
-            for id in server.clients_id() {
-                let rate = server.bytes_sent_per_sec(id);
-                if rate.is_finite() {
-                    figures.bandwidth.0 += rate;
-                    figures.bandwidth.1 += 1;
+            let (sum, clients) = bytes_sent(server);
+            figures.bandwidth.0 += sum;
+            figures.bandwidth.1 += clients as u64;
+            let second = figures.ticks / config.hz.ceil() as u64;
+            if second.is_multiple_of(every) {
+                figures.samples.push(bandwidth_sample(server, started));
+                if figures.samples.len() >= BANDWIDTH_SAMPLES {
+                    let kept = figures.samples.iter().copied().step_by(2).collect();
+                    figures.samples = kept;
+                    every *= 2;
                 }
             }
             for view in views.iter(app.world()) {
@@ -371,7 +388,33 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
             next = now;
         }
     }
+    // The last moment too: a session shorter than a second has one sample.
+    let server = app.world().resource::<RenetServer>();
+    figures.samples.push(bandwidth_sample(server, started));
     figures
+}
+
+/// Bytes sent per second, summed over connected players, and how many were counted.
+fn bytes_sent(server: &RenetServer) -> (f64, usize) {
+    (server.clients_id().into_iter())
+        .map(|id| server.bytes_sent_per_sec(id))
+        .filter(|rate| rate.is_finite())
+        .fold((0.0, 0), |(sum, n), rate| (sum + rate, n + 1))
+}
+
+/// (wall seconds since `started`, players connected, bytes per second per player).
+fn bandwidth_sample(server: &RenetServer, started: Instant) -> (f64, usize, f64) {
+    let (sum, clients) = bytes_sent(server);
+    let per_player = if clients == 0 {
+        0.0
+    } else {
+        sum / clients as f64
+    };
+    (
+        started.elapsed().as_secs_f64(),
+        server.connected_clients(),
+        per_player,
+    )
 }
 
 /// Saves every player and the clock, finishes the log, and reports.
@@ -401,14 +444,21 @@ fn shutdown(
     log.finish()
         .map_err(|e| format!("cannot write {}: {e}", config.events().display()))?;
     let mean = |(sum, n): (f64, u64)| sum / n.max(1) as f64;
-    Ok(ServeReport {
+    let report = ServeReport {
         ticks: figures.ticks,
         tick_us: TickStats::from_durations(&figures.tick_times),
         peak_players: figures.peak_players,
         dropped_messages: dropped,
         bytes_per_second_per_client: mean(figures.bandwidth),
         entities_in_view: mean(figures.in_view),
-    })
+        bandwidth: figures.samples,
+    };
+    // The session's figures beside its log, for `agora-server report`.
+    let path = config.out.join("serve.json");
+    let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(report)
 }
 
 /// Set by Ctrl-C or SIGTERM: the loop stops after the tick in progress.

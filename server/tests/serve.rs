@@ -376,6 +376,33 @@ fn ctrl_c_and_sigterm_save_and_exit_cleanly_with_sigint_ignored() {
             last.contains("\"kind\":\"run_finished\""),
             "SIG{stop}: log ends {last:?}"
         );
+        // The session's figures are kept beside its log, and its report draws them.
+        let figures: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("run/serve.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            figures["tick_us"]["histogram"]
+                .as_object()
+                .is_some_and(|h| !h.is_empty())
+        );
+        assert!(
+            (figures["bandwidth"].as_array().unwrap().iter())
+                .any(|s| s[1] == 1 && s[2].as_f64().unwrap() > 0.0),
+            "no sample with ada connected: {figures}"
+        );
+        let page = dir.path().join("report.html");
+        agora_server::report::write(&agora_server::report::ReportOptions {
+            runs: vec![dir.path().join("run")],
+            out: page.clone(),
+            map: common::shipped_map(),
+            personas: common::assets().join("personas"),
+            progress: false,
+        })
+        .unwrap();
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(html.contains("bytes per second per player"), "SIG{stop}");
+        assert!(html.contains("players online (game time)"), "SIG{stop}");
     }
 }
 

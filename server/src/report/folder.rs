@@ -22,6 +22,8 @@ pub struct RunFolder {
     pub summary: Option<Value>,
     /// `diffusion.json`, written by `eval diffusion`.
     pub diffusion: Option<Value>,
+    /// `serve.json`, written by `serve` when it stops: tick times and bandwidth.
+    pub serve: Option<Value>,
     /// The map, when it is the one the run used.
     pub map: Option<TownMap>,
     /// Each map tile's colour (the top-most tile of its layers, averaged over the tileset's
@@ -70,6 +72,7 @@ impl RunFolder {
             dir: dir.to_path_buf(),
             summary: read_json(&dir.join("summary.json"))?,
             diffusion: read_json(&dir.join("diffusion.json"))?,
+            serve: read_json(&dir.join("serve.json"))?,
             log,
             map: None,
             tile_colours: vec![],
@@ -90,6 +93,14 @@ impl RunFolder {
     pub fn summary_field(&self, path: &[&str]) -> Option<&Value> {
         path.iter()
             .try_fold(self.summary.as_ref()?, |value, key| value.get(key))
+    }
+
+    /// The run's figures (`summary.json` of a sim, else `serve.json`), by path.
+    pub fn figures_field(&self, path: &[&str]) -> Option<&Value> {
+        self.summary_field(path).or_else(|| {
+            path.iter()
+                .try_fold(self.serve.as_ref()?, |value, key| value.get(key))
+        })
     }
 
     fn check_log(&mut self) {

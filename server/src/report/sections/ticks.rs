@@ -1,5 +1,6 @@
-//! Tick health: how long ticks took (`summary.json`'s histogram), and for a `serve` session
-//! the players online over time.
+//! Tick health: how long ticks took (the histogram of `summary.json`, or of `serve.json`),
+//! and for a `serve` session the players online over game time and the bytes sent to each
+//! over wall time.
 
 use super::{Section, clock_label, hours_since, svg};
 use crate::report::RunFolder;
@@ -16,14 +17,31 @@ fn duration_label(us: u64) -> String {
     }
 }
 
+/// `serve.json`'s bandwidth samples: (wall seconds, bytes per second per player), where
+/// players were connected.
+fn bandwidth(run: &RunFolder) -> Option<Vec<(f64, f64)>> {
+    let samples: Vec<(f64, f64)> = (run.serve.as_ref()?.get("bandwidth")?.as_array()?.iter())
+        .filter_map(|s| {
+            let (secs, players, rate) = (
+                s.get(0)?.as_f64()?,
+                s.get(1)?.as_u64()?,
+                s.get(2)?.as_f64()?,
+            );
+            (players > 0).then_some((secs, rate))
+        })
+        .collect();
+    (!samples.is_empty()).then_some(samples)
+}
+
 pub fn section(run: &RunFolder) -> Result<Section, String> {
     let caption = "Ticks by wall-clock time (bars: how many ticks took at most each bucket's \
                    time and more than half of it), with the median (p50) and p99; for a \
-                   serve session, the players online over game time."
+                   serve session, the players online over game time and the bytes sent per \
+                   second to each player over the session's wall time."
         .to_string();
     let mut body = String::new();
     let buckets: Vec<(u64, u64)> = run
-        .summary_field(&["tick_us", "histogram"])
+        .figures_field(&["tick_us", "histogram"])
         .and_then(Value::as_object)
         .map(|h| {
             h.iter()
@@ -33,7 +51,7 @@ pub fn section(run: &RunFolder) -> Result<Section, String> {
         .unwrap_or_default();
     if buckets.is_empty() {
         body += &empty(
-            "No tick times recorded (serve writes no summary.json; runs of older builds have no histogram).",
+            "No tick times recorded (no summary.json or serve.json, or a run of an older build).",
         );
     } else {
         let mut buckets = buckets;
@@ -76,7 +94,7 @@ pub fn section(run: &RunFolder) -> Result<Section, String> {
             Ok(())
         })?;
         let figure = |key: &str| {
-            run.summary_field(&["tick_us", key])
+            run.figures_field(&["tick_us", key])
                 .and_then(Value::as_f64)
                 .map_or("-".into(), |us| format!("{:.0} µs", us))
         };
@@ -94,7 +112,7 @@ pub fn section(run: &RunFolder) -> Result<Section, String> {
         body += &svg((760, 240), |root| {
             let mut chart = ChartBuilder::on(root)
                 .margin(10)
-                .caption("players online", ("sans-serif", 13))
+                .caption("players online (game time)", ("sans-serif", 13))
                 .x_label_area_size(28)
                 .y_label_area_size(40)
                 .build_cartesian_2d(0.0..end, 0.0..f64::from(most) + 1.0)?;
@@ -114,7 +132,24 @@ pub fn section(run: &RunFolder) -> Result<Section, String> {
             chart.draw_series(LineSeries::new(steps, GREEN.stroke_width(2)))?;
             Ok(())
         })?;
-        body += &empty("Bytes per client are not in the event log yet.");
+    }
+    if let Some(samples) = bandwidth(run) {
+        let end = samples.last().map_or(1.0, |s| s.0).max(1.0);
+        let most = samples.iter().map(|s| s.1).fold(1.0, f64::max);
+        body += &svg((760, 240), |root| {
+            let mut chart = ChartBuilder::on(root)
+                .margin(10)
+                .caption("bytes per second per player", ("sans-serif", 13))
+                .x_label_area_size(28)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..end, 0.0..most * 1.1)?;
+            chart.configure_mesh().x_desc("wall seconds").draw()?;
+            chart.draw_series(LineSeries::new(
+                samples.iter().copied(),
+                BLUE.stroke_width(2),
+            ))?;
+            Ok(())
+        })?;
     }
     Ok(Section {
         id: "ticks",

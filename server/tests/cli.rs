@@ -543,6 +543,31 @@ fn eval_diffusion_interviews_everyone_and_finds_the_seeded_informed() {
     };
     assert!(informed("marisol_alvarez", "party"), "{report:#}");
     assert!(informed("gabriel_reyes", "candidacy"), "{report:#}");
+    // Judged again without a new day: the same answers, the same count.
+    let again = agora(&[
+        "eval",
+        "diffusion",
+        "--rejudge",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout).lines().last(), Some(last));
+    let nothing = dir.path().join("nothing");
+    let refused = agora(&[
+        "eval",
+        "diffusion",
+        "--rejudge",
+        "--out",
+        &nothing.display().to_string(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("holds no run (no events.jsonl)"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
 
 /// `sim --db`, killed outright (SIGKILL) mid-morning and run again on its database: it resumes

@@ -10,6 +10,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Logs this big or bigger say how far reading them has got.
+const PROGRESS_FROM_BYTES: u64 = 32 << 20;
 /// Biggest `summary.json` or `diffusion.json` read (a 25-agent diffusion report is ~30 KB).
 const MAX_JSON_BYTES: u64 = 64 << 20;
 
@@ -55,7 +57,8 @@ impl RunFolder {
         }
         let mut said = false;
         let log = log::read(&events, &mut |read, total| {
-            if progress && total > 0 {
+            // A small log is read before anyone would wait for it.
+            if progress && total >= PROGRESS_FROM_BYTES {
                 said = true;
                 eprint!(
                     "\rreport: reading {}: {} of {} MB",

@@ -7,7 +7,6 @@
 //! the page's size, and the process's peak resident memory so far (Linux `VmHWM`; the sim
 //! itself is part of it, so read the figure of the first size as the floor).
 
-use agora_server::agents::BrainKind;
 use agora_server::report::{self, ReportOptions};
 use agora_server::sim::{self, SimConfig};
 use std::path::{Path, PathBuf};
@@ -43,22 +42,8 @@ fn main() {
     for agents in sizes {
         let out = dir.path().join(format!("day-{agents}"));
         let config = SimConfig {
-            map: assets().join("maps/maple_hollow.tmj"),
-            personas: assets().join("personas"),
             agents: Some(agents),
-            hours: 24.0,
-            seed: 1,
-            out: out.clone(),
-            start: "06:00".parse().expect("a time"),
-            tick_ms: 10_000,
-            brain: BrainKind::Routine,
-            memory: false,
-            model: None,
-            prompts: assets().join("prompts"),
-            journal: None,
-            db: None,
-            watch: false,
-            progress: false,
+            ..SimConfig::routine_day(&assets(), out.clone())
         };
         let summary = sim::run(&config).expect("the day runs");
         let page = out.join("report.html");

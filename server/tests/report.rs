@@ -3,7 +3,6 @@
 //! `--compare` names the first event where two seeds part. A killed run's cut log, a newer
 //! log's unknown kinds and a folder that is no run are reported, not fatal or silent.
 
-use agora_server::agents::BrainKind;
 use agora_server::report::{self, Divergence, ReportOptions, RunFolder};
 use agora_server::sim::{self, SimConfig, SimSummary};
 use std::path::{Path, PathBuf};
@@ -17,22 +16,9 @@ fn assets() -> PathBuf {
 
 fn run_day(seed: u64, out: &Path) -> SimSummary {
     let config = SimConfig {
-        map: assets().join("maps/maple_hollow.tmj"),
-        personas: assets().join("personas"),
         agents: Some(25),
-        hours: 24.0,
         seed,
-        out: out.to_path_buf(),
-        start: "06:00".parse().unwrap(),
-        tick_ms: 10_000,
-        brain: BrainKind::Routine,
-        memory: false,
-        model: None,
-        prompts: assets().join("prompts"),
-        journal: None,
-        db: None,
-        watch: false,
-        progress: false,
+        ..SimConfig::routine_day(&assets(), out.to_path_buf())
     };
     sim::run(&config).expect("the day runs")
 }

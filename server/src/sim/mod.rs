@@ -25,7 +25,7 @@ use crate::time::GameClock;
 use agora_shared::GameTime;
 use agora_shared::events::{EVENT_FORMAT_VERSION, Event};
 use bevy::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Everything a run depends on.
@@ -60,6 +60,32 @@ pub struct SimConfig {
 }
 
 /// Why a run could not start or finish.
+impl SimConfig {
+    /// The shipped town in `assets` (its map, personas and prompts): one routine day from
+    /// 06:00, one agent per persona, 10-second ticks, no memory, no model, no database, quiet.
+    /// What tests and benchmarks start from, overriding what they vary.
+    pub fn routine_day(assets: &Path, out: PathBuf) -> Self {
+        Self {
+            map: assets.join("maps/maple_hollow.tmj"),
+            personas: assets.join("personas"),
+            agents: None,
+            hours: 24.0,
+            seed: 1,
+            out,
+            start: GameTime::from_minutes(6 * 60),
+            tick_ms: 10_000,
+            brain: BrainKind::Routine,
+            memory: false,
+            model: None,
+            prompts: assets.join("prompts"),
+            journal: None,
+            db: None,
+            watch: false,
+            progress: false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(transparent)]

@@ -766,8 +766,8 @@ const NEWS_IMPORTANCE: u8 = 6;
 /// first piece in a conversation), its own news (what its persona knows) comes before all
 /// else: people tell their own news before they pass on the talk of the town, or a candidate
 /// for mayor would spend the day retelling hearsay rated above his candidacy (measured: he
-/// did, in ten conversations). Returns the memory to tell: the first-hand one where there is
-/// one.
+/// did, in every conversation of a day). Returns the memory to tell: the first-hand one where
+/// there is one.
 fn news_for(
     stream: &MemoryStream,
     name: &str,

@@ -94,16 +94,13 @@ impl RunFolder {
 
     /// A field of `summary.json`, by path (`["tick_us", "p99"]`).
     pub fn summary_field(&self, path: &[&str]) -> Option<&Value> {
-        path.iter()
-            .try_fold(self.summary.as_ref()?, |value, key| value.get(key))
+        field(self.summary.as_ref(), path)
     }
 
     /// The run's figures (`summary.json` of a sim, else `serve.json`), by path.
     pub fn figures_field(&self, path: &[&str]) -> Option<&Value> {
-        self.summary_field(path).or_else(|| {
-            path.iter()
-                .try_fold(self.serve.as_ref()?, |value, key| value.get(key))
-        })
+        self.summary_field(path)
+            .or_else(|| field(self.serve.as_ref(), path))
     }
 
     fn check_log(&mut self) {
@@ -209,6 +206,11 @@ impl RunFolder {
     pub fn persona_of(&self, agent: &str) -> Option<&Persona> {
         self.personas.get(persona_id(agent))
     }
+}
+
+/// The value at `path` inside `json`.
+fn field<'a>(json: Option<&'a Value>, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(json?, |value, key| value.get(key))
 }
 
 /// The persona id of an agent: copies in big runs are `id#2`, `id#3`, ...

@@ -2,7 +2,7 @@
 //! `model_usage` lines), per agent-hour against the design's target, and the queue wait and
 //! latency of each purpose (`summary.json`).
 
-use super::{Section, clock_label, hours_since, svg};
+use super::{Section, clock_label, hours_since, svg, swatch};
 use crate::report::RunFolder;
 use crate::report::page::{empty, number, table};
 use plotters::prelude::*;
@@ -115,9 +115,7 @@ fn hourly_charts(run: &RunFolder, purposes: &[String]) -> Result<String, String>
             stacked
                 .draw_series(bars)?
                 .label(purpose.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
-                });
+                .legend(swatch(colour));
         }
         stacked
             .configure_series_labels()

@@ -1,7 +1,7 @@
 //! Each agent's day: one row per agent, its activities over game time, coloured by the kind
 //! of place (home, work, elsewhere) with sleep apart.
 
-use super::{Section, clock_label, hours_since, svg};
+use super::{Section, clock_label, hours_since, svg, swatch};
 use crate::report::RunFolder;
 use crate::report::log::{AgentDay, Segment};
 use crate::report::page::empty;
@@ -132,9 +132,7 @@ pub fn section(run: &RunFolder) -> Result<Section, String> {
             chart
                 .draw_series(bars)?
                 .label(kind.name())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
-                });
+                .legend(swatch(colour));
         }
         chart
             .configure_series_labels()

@@ -53,6 +53,12 @@ fn svg(
     Ok(text)
 }
 
+/// A legend's coloured square, for a series of bars.
+fn swatch<C: Color>(colour: C) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    let style = colour.filled();
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], style)
+}
+
 /// Game hours since the run's start, for x axes.
 fn hours_since(run: &RunFolder, time: agora_shared::GameTime) -> f64 {
     let start = run.log.started.as_ref().map_or(0, |s| s.start.0);

@@ -890,6 +890,12 @@ fn serve(args: ServeArgs, assets: &Assets) -> Result<ExitCode, CliError> {
         report.entities_in_view,
         report.dropped_messages
     );
+    if let (Some(on_core), Some(queued)) = (&report.tick_on_core_us, &report.tick_queued_us) {
+        println!(
+            "serve: per tick on a core mean {:.0} us p99 {:.0} us; queued for a core mean {:.0} us p99 {:.0} us",
+            on_core.mean, on_core.p99, queued.mean, queued.p99
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,3 +82,69 @@ impl TickStats {
         }
     }
 }
+
+/// The calling thread's time so far on a core (its CPU clock) and waiting in the run queue for
+/// one (`/proc/thread-self/schedstat`): Linux only, `None` elsewhere or where the kernel keeps
+/// no scheduler statistics (whose own run time lags for a running thread, hence the clock). A
+/// tick's wall time less both is time it was blocked (on a lock, another thread, I/O).
+#[allow(unsafe_code)]
+pub fn thread_times() -> Option<ThreadTimes> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let queued = stat.split_whitespace().nth(1)?.parse().ok()?;
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec for the call to fill.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+            return None;
+        }
+        Some(ThreadTimes {
+            on_core: Duration::new(now.tv_sec as u64, now.tv_nsec as u32),
+            queued: Duration::from_nanos(queued),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// See [`thread_times`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadTimes {
+    pub on_core: Duration,
+    pub queued: Duration,
+}
+
+impl std::ops::Sub for ThreadTimes {
+    type Output = ThreadTimes;
+    fn sub(self, earlier: ThreadTimes) -> ThreadTimes {
+        ThreadTimes {
+            on_core: self.on_core.saturating_sub(earlier.on_core),
+            queued: self.queued.saturating_sub(earlier.queued),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_busy_thread_is_seen_on_a_core() {
+        let before = thread_times().expect("Linux keeps scheduler statistics");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let spent = thread_times().expect("still there") - before;
+        assert!(spent.on_core >= Duration::from_millis(5), "{spent:?}");
+        assert!(
+            spent.on_core <= started.elapsed() + Duration::from_millis(5),
+            "{spent:?}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use crate::net::server::Dropped;
 use crate::persist::{
     Persistence, Saved, Store, away_players, lock_database, restored_plans, restored_streams,
 };
-use crate::schedule::TickStats;
+use crate::schedule::{ThreadTimes, TickStats, thread_times};
 use crate::time::GameClock;
 use crate::world::TownMap;
 use agora_net::keys::{KeyOrigin, ServerKey};
@@ -94,6 +94,12 @@ impl ServeConfig {
 pub struct ServeReport {
     pub ticks: u64,
     pub tick_us: TickStats,
+    /// Per tick, time on a core and time queued for one (Linux; absent elsewhere): a tick
+    /// slower than its work waited for a core, or for a lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick_on_core_us: Option<TickStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick_queued_us: Option<TickStats>,
     pub peak_players: usize,
     pub dropped_messages: u64,
     /// Bytes sent per second per connected client, averaged over clients and samples.
@@ -114,6 +120,9 @@ pub fn run(config: &ServeConfig) -> Result<ServeReport, String> {
     // First of all: a signal during start-up, too, stops the run cleanly.
     let stop = stop_on_signal();
     stop.store(false, Ordering::Relaxed);
+    // The tick never waits for the model, so the model waits for the tick: its threads take a
+    // core only when the world leaves one (before any model is loaded).
+    agora_llm::priority::set_model_priority(agora_llm::priority::ModelPriority::BelowTheWorld);
     let prepared = prepare(config)?;
     let mut app = build(config, prepared)?;
     let ticks = run_ticks(&mut app, config, &stop);
@@ -327,6 +336,8 @@ struct DatabaseLock {
 struct TickFigures {
     ticks: u64,
     tick_times: Vec<Duration>,
+    /// Each tick's time on a core and queued for one (where the OS tells).
+    tick_threads: Vec<ThreadTimes>,
     peak_players: usize,
     bandwidth: (f64, u64),
     in_view: (f64, u64),
@@ -341,6 +352,7 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
     let mut figures = TickFigures {
         ticks: 0,
         tick_times: Vec::new(),
+        tick_threads: Vec::new(),
         peak_players: 0,
         bandwidth: (0.0, 0),
         in_view: (0.0, 0),
@@ -354,9 +366,13 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
             eprintln!("serve: stopping (saving first)");
             break;
         }
+        let before = thread_times();
         let t0 = Instant::now();
         app.update();
         figures.tick_times.push(t0.elapsed());
+        if let (Some(before), Some(after)) = (before, thread_times()) {
+            figures.tick_threads.push(after - before);
+        }
         figures.ticks += 1;
         // Read off renet's own counters: no per-tick query of the world.
         let server = app.world().resource::<RenetServer>();
@@ -392,6 +408,15 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
     let server = app.world().resource::<RenetServer>();
     figures.samples.push(bandwidth_sample(server, started));
     figures
+}
+
+/// Statistics of one of the ticks' thread times, if the OS gave them for every tick.
+fn thread_stats(
+    times: &[ThreadTimes],
+    which: impl Fn(&ThreadTimes) -> Duration,
+) -> Option<TickStats> {
+    (!times.is_empty())
+        .then(|| TickStats::from_durations(&times.iter().map(which).collect::<Vec<_>>()))
 }
 
 /// Bytes sent per second, summed over connected players, and how many were counted.
@@ -447,6 +472,8 @@ fn shutdown(
     let report = ServeReport {
         ticks: figures.ticks,
         tick_us: TickStats::from_durations(&figures.tick_times),
+        tick_on_core_us: thread_stats(&figures.tick_threads, |t| t.on_core),
+        tick_queued_us: thread_stats(&figures.tick_threads, |t| t.queued),
         peak_players: figures.peak_players,
         dropped_messages: dropped,
         bytes_per_second_per_client: mean(figures.bandwidth),

@@ -386,6 +386,14 @@ fn ctrl_c_and_sigterm_save_and_exit_cleanly_with_sigint_ignored() {
                 .as_object()
                 .is_some_and(|h| !h.is_empty())
         );
+        // A tick's time on a core is at most its wall time.
+        let (wall, on_core) = (&figures["tick_us"], &figures["tick_on_core_us"]);
+        assert!(on_core["mean"].as_f64().unwrap() > 0.0, "{figures}");
+        assert!(on_core["max"].as_f64() <= Some(wall["max"].as_f64().unwrap() + 100.0));
+        assert!(
+            figures["tick_queued_us"]["p99"].as_f64().is_some(),
+            "{figures}"
+        );
         assert!(
             (figures["bandwidth"].as_array().unwrap().iter())
                 .any(|s| s[1] == 1 && s[2].as_f64().unwrap() > 0.0),

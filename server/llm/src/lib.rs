@@ -6,6 +6,7 @@
 //!   own forward pass, [`decoder`], on its own [`kernels`] and [`tokenizers`]), MiniLM
 //!   embeddings, and any OpenAI-compatible server.
 //! - [`worker`]: a bounded priority queue of calls served by worker threads.
+//! - [`priority`]: model threads run at a lower priority than the game's tick.
 //!
 //! Calls block; callers run them on worker threads, never inside a game tick.
 
@@ -15,6 +16,7 @@ pub mod gguf;
 pub mod journal;
 pub mod kernels;
 pub mod locate;
+pub mod priority;
 pub mod sampling;
 pub mod tokenizers;
 pub mod worker;

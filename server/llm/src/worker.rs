@@ -195,6 +195,7 @@ impl<T: Send + 'static> WorkerPool<T> {
             let spawned = std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
+                    crate::priority::lower_this_thread();
                     let backends = (model.as_deref(), embedder.as_deref());
                     serve(&queue, lane, &sender, backends, &metrics, &in_flight)
                 });

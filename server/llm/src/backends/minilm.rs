@@ -28,6 +28,7 @@ pub fn default_folder() -> PathBuf {
 
 impl Embedder {
     pub fn load(folder: &Path) -> Result<Self, LlmError> {
+        crate::priority::start_compute_pools();
         let file = |name: &str| {
             let path = folder.join(name);
             if path.is_file() {

@@ -120,7 +120,10 @@ impl Batcher {
             let inbox = inbox.clone();
             std::thread::Builder::new()
                 .name("llm-batcher".into())
-                .spawn(move || scheduler.run(&inbox))
+                .spawn(move || {
+                    crate::priority::lower_this_thread();
+                    scheduler.run(&inbox)
+                })
                 .map_err(|e| LlmError::Unavailable(format!("cannot start the batcher: {e}")))?
         };
         Ok(Self {

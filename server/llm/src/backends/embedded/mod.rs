@@ -85,6 +85,7 @@ pub struct EmbeddedModel {
 
 impl EmbeddedModel {
     pub fn load(path: &Path, options: EmbeddedOptions) -> Result<Self, LlmError> {
+        crate::priority::start_compute_pools();
         let mut file = GgufFile::open(path)?;
         let tokenizer = file.tokenizer()?;
         let model = Decoder::load(&mut file, options.max_context)?;

@@ -1,15 +1,15 @@
-//! The Agora game client. For now an empty Bevy app that starts and exits: rendering, the
-//! HUD, chat and the replay viewer arrive with the networking and client issues.
+//! `agora-client`: see docs for the command line in `agora-client --help`.
 
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
+use clap::Parser;
 
 fn main() -> AppExit {
-    println!(
-        "agora-client {}: the game client is not built yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    App::new()
-        .add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_once()))
-        .run()
+    let args = agora_client::cli::Args::parse();
+    match args.options() {
+        Ok(options) => agora_client::app(options).run(),
+        Err(e) => {
+            eprintln!("agora-client: {e}");
+            AppExit::error()
+        }
+    }
 }

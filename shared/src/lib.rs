@@ -8,6 +8,7 @@ pub mod persona;
 pub mod protocol;
 pub mod text;
 pub mod tile;
+pub mod tiled;
 pub mod time;
 
 pub use tile::TilePos;

@@ -4,7 +4,7 @@
 
 use super::log::{self, RunLog};
 use crate::world::TownMap;
-use crate::world::tiled::TiledMap;
+use crate::world::tiled::{TiledMap, TilesetImage};
 use agora_shared::persona::{self, Persona};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -241,23 +241,21 @@ fn tile_colours(path: &Path) -> Result<Vec<Option<[u8; 3]>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tiled: TiledMap =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut colour_of_gid: BTreeMap<u32, [u8; 3]> = BTreeMap::new();
-    for set in &tiled.tilesets {
-        let Some(image) = &set.image else { continue };
-        let file = path.parent().unwrap_or(Path::new(".")).join(image);
-        for (i, colour) in average_tile_colours(&file, set.tilewidth, set.tileheight)?
-            .into_iter()
-            .enumerate()
-        {
-            colour_of_gid.insert(set.firstgid + i as u32, colour);
-        }
-    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let sets = (tiled.tilesets.iter())
+        .filter(|set| set.image.is_some())
+        .map(|set| TilesetImage::read(set, dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let means: Vec<Vec<[u8; 3]>> = (sets.iter())
+        .map(|s| (0..s.tiles()).map(|i| mean_colour(s, i)).collect())
+        .collect();
     let cells = tiled.width as usize * tiled.height as usize;
     let mut colours = vec![None; cells];
     for layer in tiled.tile_layers() {
         for (cell, gid) in layer.iter().enumerate().take(cells) {
-            // Tiled keeps flip flags in the top bits of a gid.
-            if let Some(colour) = colour_of_gid.get(&(gid & 0x0fff_ffff)) {
+            let colour = (sets.iter().zip(&means))
+                .find_map(|(set, means)| means.get(set.index_of(*gid)? as usize));
+            if let Some(colour) = colour {
                 colours[cell] = Some(*colour);
             }
         }
@@ -265,40 +263,17 @@ fn tile_colours(path: &Path) -> Result<Vec<Option<[u8; 3]>>, String> {
     Ok(colours)
 }
 
-/// The mean colour of each `w` x `h` tile of a PNG tileset, row by row.
-fn average_tile_colours(file: &Path, w: u32, h: u32) -> Result<Vec<[u8; 3]>, String> {
-    let error = |e: &dyn std::fmt::Display| format!("tileset {}: {e}", file.display());
-    let reader = std::fs::File::open(file).map_err(|e| error(&e))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(reader));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().map_err(|e| error(&e))?;
-    let mut pixels = vec![
-        0;
-        reader
-            .output_buffer_size()
-            .ok_or_else(|| error(&"too big"))?
-    ];
-    let frame = reader.next_frame(&mut pixels).map_err(|e| error(&e))?;
-    let channels = frame.color_type.samples();
-    let (width, height) = (frame.width, frame.height);
-    if w == 0 || h == 0 || channels < 3 {
-        return Err(error(&"not an RGB tileset with a tile size"));
-    }
-    let mut colours = vec![];
-    for ty in 0..height / h {
-        for tx in 0..width / w {
-            let mut sum = [0u64; 3];
-            for y in ty * h..(ty + 1) * h {
-                for x in tx * w..(tx + 1) * w {
-                    let at = (y as usize * width as usize + x as usize) * channels;
-                    for c in 0..3 {
-                        sum[c] += u64::from(pixels[at + c]);
-                    }
-                }
+/// The mean colour of one tile of a tileset.
+fn mean_colour(set: &TilesetImage, index: u32) -> [u8; 3] {
+    let mut sum = [0u64; 3];
+    for y in 0..set.tile_height {
+        for x in 0..set.tile_width {
+            let pixel = set.pixel(index, x, y).unwrap_or_default();
+            for c in 0..3 {
+                sum[c] += u64::from(pixel[c]);
             }
-            let n = u64::from(w * h);
-            colours.push(sum.map(|s| (s / n) as u8));
         }
     }
-    Ok(colours)
+    let n = u64::from(set.tile_width * set.tile_height).max(1);
+    sum.map(|s| (s / n) as u8)
 }

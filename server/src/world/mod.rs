@@ -4,7 +4,7 @@ pub mod map;
 pub mod movement;
 pub mod occupancy;
 mod path;
-pub(crate) mod tiled;
+pub(crate) use agora_shared::tiled;
 
 use bevy::prelude::*;
 

@@ -1,0 +1,119 @@
+//! The command line: `agora-client --server ADDR (--token FILE | --token-url URL --player NAME)`.
+
+use crate::net::{ServerOptions, TokenSource};
+use crate::screenshot::ScreenshotOptions;
+use crate::{Options, town};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Play in an Agora town.
+///
+/// Connect with a token file (`agora-server token --player NAME --out FILE`) or the server's
+/// token endpoint (what `serve` prints: `http://HOST:PORT/token?player=NAME`).
+#[derive(Parser, Debug)]
+#[command(name = "agora-client", version, about, long_about = None)]
+pub struct Args {
+    /// The server's game address (UDP), e.g. 127.0.0.1:5000.
+    #[arg(long)]
+    pub server: SocketAddr,
+    /// A connect token file for this server.
+    #[arg(long, conflicts_with_all = ["token_url", "player"])]
+    pub token: Option<PathBuf>,
+    /// The server's token endpoint, e.g. http://127.0.0.1:5001.
+    #[arg(long, requires = "player")]
+    pub token_url: Option<String>,
+    /// Your player name, with --token-url.
+    #[arg(long, requires = "token_url")]
+    pub player: Option<String>,
+    /// The map the server runs (the same Tiled file).
+    #[arg(long, default_value_os_t = town::default_map())]
+    pub map: PathBuf,
+    /// Save frame --frames to this PNG and exit.
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Which frame --screenshot saves (the renderer needs some frames to warm up).
+    #[arg(long, default_value_t = 120, requires = "screenshot")]
+    pub frames: u32,
+    /// Window size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = window_size)]
+    pub window: (u32, u32),
+}
+
+fn window_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+    match parsed {
+        Some((w, h)) if (160..=8192).contains(&w) && (120..=8192).contains(&h) => Ok((w, h)),
+        _ => Err(format!(
+            "{text:?} is no window size: WIDTHxHEIGHT, e.g. 1280x720"
+        )),
+    }
+}
+
+impl Args {
+    /// The options, or what is missing.
+    pub fn options(self) -> Result<Options, String> {
+        let tokens = match (self.token, self.token_url, self.player) {
+            (Some(file), None, None) => TokenSource::File(file),
+            (None, Some(url), Some(player)) => TokenSource::Url { url, player },
+            _ => {
+                return Err(
+                    "say how to get in: --token FILE, or --token-url URL --player NAME".into(),
+                );
+            }
+        };
+        Ok(Options {
+            server: ServerOptions {
+                addr: self.server,
+                tokens,
+            },
+            map: self.map,
+            screenshot: self.screenshot.map(|path| ScreenshotOptions {
+                path,
+                frame: self.frames.max(1),
+            }),
+            window: self.window,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let args =
+            Args::try_parse_from(std::iter::once("agora-client").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        args.options()
+    }
+
+    #[test]
+    fn a_token_or_an_endpoint_with_a_name() {
+        let file = parse(&["--server", "127.0.0.1:5000", "--token", "ada.token"]).unwrap();
+        assert!(matches!(file.server.tokens, TokenSource::File(_)));
+        let url = parse(&[
+            "--server",
+            "127.0.0.1:5000",
+            "--token-url",
+            "http://127.0.0.1:5001",
+            "--player",
+            "ada",
+        ])
+        .unwrap();
+        assert!(matches!(url.server.tokens, TokenSource::Url { .. }));
+        let none = parse(&["--server", "127.0.0.1:5000"]).unwrap_err();
+        assert!(none.contains("--token FILE"), "{none}");
+        assert!(parse(&["--server", "127.0.0.1:5000", "--token-url", "http://x"]).is_err());
+        assert!(parse(&["--server", "nowhere", "--token", "t"]).is_err());
+    }
+
+    #[test]
+    fn window_sizes() {
+        assert_eq!(window_size("800x600"), Ok((800, 600)));
+        assert!(window_size("800").is_err());
+        assert!(window_size("0x0").is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! agora-client: the town of an Agora server in a window.
+//!
+//! The module tree is the plugin tree: [`net`] connects and turns what the server says into
+//! [`town::TownUpdate`]s; [`town`] draws the map and everyone in view from those updates, so a
+//! replay can feed the same systems; [`play`] turns clicks and typing into commands; [`hud`]
+//! shows the clock, the connection and the chat; [`screenshot`] saves a frame and exits.
+//! Every frame runs [`ClientSystems`] in order.
+
+pub mod cli;
+pub mod hud;
+pub mod net;
+pub mod play;
+pub mod screenshot;
+pub mod town;
+
+use bevy::prelude::*;
+use std::path::PathBuf;
+
+/// What the client was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub server: net::ServerOptions,
+    /// The Tiled map the server runs (the server names the town, not its file).
+    pub map: PathBuf,
+    pub screenshot: Option<screenshot::ScreenshotOptions>,
+    /// Window size in pixels.
+    pub window: (u32, u32),
+}
+
+/// The order of a frame's work.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientSystems {
+    /// Read the network (or a replay) and the player's input.
+    Receive,
+    /// Apply what arrived to the town.
+    Apply,
+    /// Move sprites, the camera and the HUD towards the new state.
+    Present,
+    /// Send the player's commands.
+    Send,
+}
+
+/// The whole client: a window and everything in it.
+pub fn app(options: Options) -> App {
+    let mut app = App::new();
+    let (width, height) = options.window;
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: "Agora".into(),
+                    resolution: (width, height).into(),
+                    ..default()
+                }),
+                ..default()
+            })
+            // Pixel art: no smoothing between texels.
+            .set(ImagePlugin::default_nearest()),
+    );
+    app.insert_resource(ClearColor(Color::srgb(0.08, 0.09, 0.11)));
+    plugin(&mut app, options);
+    app
+}
+
+/// Everything but the window and renderer, so tests can add it to a headless app.
+pub fn plugin(app: &mut App, options: Options) {
+    app.configure_sets(
+        Update,
+        (
+            ClientSystems::Receive,
+            ClientSystems::Apply,
+            ClientSystems::Present,
+            ClientSystems::Send,
+        )
+            .chain(),
+    );
+    app.insert_resource(town::MapFile(options.map))
+        .insert_resource(options.server);
+    app.add_plugins((town::plugin, net::plugin, play::plugin, hud::plugin));
+    if let Some(screenshot) = options.screenshot {
+        app.insert_resource(screenshot)
+            .add_plugins(screenshot::plugin);
+    }
+}

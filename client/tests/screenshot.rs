@@ -5,74 +5,23 @@
 
 use agora_client::town::actors::tint;
 use agora_client::town::daylight::{NIGHT, darkness};
-use agora_net::config::unix_now;
 use agora_net::keys::ServerKey;
-use agora_net::tokens;
 use agora_server::actors::players::Player;
 use agora_server::agents::Agent;
-use agora_server::app::NetSetup;
-use agora_server::happenings::{EventLog, MemorySink};
-use agora_server::net::replication::ViewRange;
-use agora_server::net::server::SpawnTile;
-use agora_server::time::GameClock;
-use agora_server::world::{Position, TownMap};
-use agora_server::{ServerApp, WorldSetup};
+use agora_server::world::Position;
+use agora_shared::TilePos;
 use agora_shared::protocol::EntityKind;
 use agora_shared::tiled::TiledMap;
-use agora_shared::{GameTime, TilePos};
 use bevy::prelude::*;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use common::{HEIGHT, TILE, WIDTH, ZOOM, map_file, program, server, spawn_below};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WIDTH: u32 = 1280;
-const HEIGHT: u32 = 720;
-/// Screen pixels per world unit at the client's starting zoom.
-const ZOOM: f32 = 2.0;
-const TILE: f32 = 16.0;
+mod common;
+
+/// Everyone is asleep in bed: nobody walks, so the test knows where each agent is drawn.
 const NIGHT_AT: &str = "03:00";
-
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets")
-}
-
-/// The shipped town at 03:00 (everyone asleep in bed: nobody walks, so the test knows where
-/// each agent is drawn), at `serve`'s pace (half a game second per tick), with a netcode
-/// server on loopback.
-fn server(key: &ServerKey) -> (App, SocketAddr) {
-    let (map, roster) = agora_server::app::load_town(
-        &assets().join("maps/maple_hollow.tmj"),
-        &assets().join("personas"),
-        Some(25),
-    )
-    .unwrap();
-    let (app, addr) = ServerApp::new(WorldSetup {
-        map,
-        roster,
-        clock: GameClock::new(GameTime::at(1, NIGHT_AT.parse().unwrap()), 500),
-        seed: 1,
-        log: EventLog::new(MemorySink::default()),
-    })
-    .net(NetSetup {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public: None,
-        key: key.clone(),
-        view: ViewRange::default(),
-        players_per_address: 8,
-    })
-    .unwrap();
-    (app.build(), addr)
-}
-
-fn xvfb_run() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("xvfb-run"))
-        .find(|p| p.is_file());
-    found.expect("no xvfb-run: run scripts/install-render-deps (Xvfb and Mesa's Vulkan)")
-}
 
 /// An RGB frame.
 struct Frame {
@@ -112,48 +61,21 @@ fn srgb8(color: Color) -> [u8; 3] {
 
 #[test]
 fn the_client_draws_the_town_around_its_avatar_with_agents_and_the_hud() {
-    let xvfb = xvfb_run();
     let key = ServerKey::generate();
-    let (mut app, addr) = server(&key);
-    // Ada appears beside Eleanor Price's bed (a walkable tile two rows down), so sleeping
-    // agents are in her view (they are spawned by the first update).
-    app.update();
-    let bed = app
-        .world_mut()
-        .query::<(&Name, &Position)>()
-        .iter(app.world())
-        .find(|(name, _)| name.as_str() == "Eleanor Price")
-        .expect("Eleanor is in town")
-        .1
-        .0;
-    let map = app.world().resource::<TownMap>();
-    let near = (bed.x.saturating_sub(4)..=bed.x + 4)
-        .flat_map(|x| (bed.y + 2..=bed.y + 4).map(move |y| TilePos::new(x, y)));
-    let spawn = near
-        .filter(|t| map.is_walkable(*t))
-        .min_by_key(|t| (t.chebyshev(bed), t.x, t.y))
-        .expect("a walkable tile near the bed");
-    app.insert_resource(SpawnTile(spawn));
+    let (mut app, addr) = server(&key, NIGHT_AT);
+    spawn_below(&mut app, "Eleanor Price");
     let dir = tempfile::tempdir().unwrap();
-    let token = tokens::mint(
-        &key,
-        "ada",
-        vec![addr],
-        Duration::from_secs(300),
-        unix_now(),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("ada.token"), tokens::to_bytes(&token)).unwrap();
+    let token = common::token_file(&key, "ada", addr, dir.path());
     let frame_path = dir.path().join("frame.png");
-    let mut client = Command::new(xvfb)
+    let mut client = Command::new(program("xvfb-run"))
         .args(["-a", "-s", &format!("-screen 0 {WIDTH}x{HEIGHT}x24")])
         .arg(env!("CARGO_BIN_EXE_agora-client"))
         .arg("--server")
         .arg(addr.to_string())
         .arg("--token")
-        .arg(dir.path().join("ada.token"))
+        .arg(&token)
         .arg("--map")
-        .arg(assets().join("maps/maple_hollow.tmj"))
+        .arg(map_file())
         .arg("--window")
         .arg(format!("{WIDTH}x{HEIGHT}"))
         .arg("--screenshot")
@@ -229,11 +151,9 @@ fn the_client_draws_the_town_around_its_avatar_with_agents_and_the_hud() {
         );
         srgb8(Color::from(map * (1.0 - dark) + shade * dark))
     };
-    let text = std::fs::read_to_string(assets().join("maps/maple_hollow.tmj")).unwrap();
-    let tiled: TiledMap = serde_json::from_str(&text).unwrap();
-    let sets = tiled
-        .read_tilesets(&assets().join("maps/maple_hollow.tmj"))
-        .unwrap();
+    let tiled: TiledMap =
+        serde_json::from_str(&std::fs::read_to_string(map_file()).unwrap()).unwrap();
+    let sets = tiled.read_tilesets(&map_file()).unwrap();
     let (map_width, map_height, picture) = tiled.picture(&sets, TILE as u32);
     let centre = Vec2::new(
         (f32::from(you.x) + 0.5) * TILE,

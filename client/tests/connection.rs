@@ -1,0 +1,148 @@
+//! The client's connection (its `net` plugin in a headless app) against a real server on
+//! loopback: it gets in and is welcomed; a token the server did not sign, and a server that
+//! goes away, end in words for the player, not a silent hang.
+
+use agora_client::net::{self, Connection, Link, ServerOptions, TokenSource};
+use agora_client::town::TownUpdate;
+use agora_net::keys::ServerKey;
+use bevy::prelude::*;
+use bevy::state::app::StatesPlugin;
+use common::server;
+use std::time::{Duration, Instant};
+
+mod common;
+
+fn client(options: ServerOptions) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, StatesPlugin))
+        .configure_sets(
+            Update,
+            (
+                agora_client::ClientSystems::Receive,
+                agora_client::ClientSystems::Send,
+            )
+                .chain(),
+        )
+        .add_message::<TownUpdate>()
+        .insert_resource(options)
+        .add_plugins(net::plugin);
+    app
+}
+
+fn state(app: &App) -> Connection {
+    *app.world().resource::<State<Connection>>().get()
+}
+
+/// Runs the server (if any) and the client until `done`; fails after `limit`.
+fn run_until(
+    server: &mut Option<App>,
+    client: &mut App,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&App) -> bool,
+) {
+    let started = Instant::now();
+    while !done(client) {
+        assert!(
+            started.elapsed() < limit,
+            "timed out: {what} (state {:?}, problem {:?})",
+            state(client),
+            client.world().resource::<Link>().problem
+        );
+        if let Some(server) = server {
+            server.update();
+        }
+        client.update();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_client_is_welcomed_and_then_hears_that_the_server_went_away() {
+    let key = ServerKey::generate();
+    let (server_app, addr) = server(&key, "10:00");
+    let mut server_app = Some(server_app);
+    let dir = tempfile::tempdir().unwrap();
+    let token = common::token_file(&key, "ada", addr, dir.path());
+    let mut app = client(ServerOptions {
+        addr,
+        tokens: TokenSource::File(token),
+    });
+    run_until(
+        &mut server_app,
+        &mut app,
+        "welcome",
+        Duration::from_secs(20),
+        |app| state(app) == Connection::Playing,
+    );
+    let link = app.world().resource::<Link>();
+    assert!(link.you.is_some());
+    assert_eq!(link.world, "Maple Hollow");
+    // The server stops answering (gone without a word, as a crashed one).
+    server_app = None;
+    run_until(
+        &mut server_app,
+        &mut app,
+        "the loss noticed",
+        Duration::from_secs(40),
+        |app| state(app) == Connection::Lost,
+    );
+    let link = app.world().resource::<Link>();
+    let problem = link.problem.clone().unwrap_or_default();
+    assert!(
+        problem.contains("lost") || problem.contains("timed out") || problem.contains("no answer"),
+        "{problem}"
+    );
+    assert!(link.retry_at.is_some(), "a lost server is tried again");
+    assert!(link.you.is_none());
+}
+
+#[test]
+fn a_token_the_server_did_not_sign_is_refused_in_words() {
+    let key = ServerKey::generate();
+    let (server_app, addr) = server(&key, "10:00");
+    let mut server_app = Some(server_app);
+    let dir = tempfile::tempdir().unwrap();
+    let forged = common::token_file(&ServerKey::generate(), "mallory", addr, dir.path());
+    let mut app = client(ServerOptions {
+        addr,
+        tokens: TokenSource::File(forged),
+    });
+    run_until(
+        &mut server_app,
+        &mut app,
+        "a refusal",
+        Duration::from_secs(40),
+        |app| state(app) == Connection::Lost,
+    );
+    let problem = app.world().resource::<Link>().problem.clone().unwrap();
+    assert!(problem.contains("token"), "{problem}");
+}
+
+#[test]
+fn a_token_for_another_server_is_refused_before_sending_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ServerKey::generate();
+    let elsewhere = "127.0.0.1:9".parse().unwrap();
+    let token = common::token_file(&key, "ada", elsewhere, dir.path());
+    let mut app = client(ServerOptions {
+        addr: "127.0.0.1:5000".parse().unwrap(),
+        tokens: TokenSource::File(token),
+    });
+    run_until(
+        &mut None,
+        &mut app,
+        "a refusal",
+        Duration::from_secs(10),
+        |app| state(app) == Connection::Lost,
+    );
+    let problem = app.world().resource::<Link>().problem.clone().unwrap();
+    assert!(
+        problem.contains("127.0.0.1:9") && problem.contains("not 127.0.0.1:5000"),
+        "{problem}"
+    );
+    let missing = TokenSource::File(dir.path().join("none.token"))
+        .get(elsewhere)
+        .unwrap_err();
+    assert!(missing.contains("none.token"), "{missing}");
+}

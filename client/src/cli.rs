@@ -1,22 +1,35 @@
-//! The command line: `agora-client --server ADDR (--token FILE | --token-url URL --player NAME)`.
+//! The command line: `agora-client --server ADDR (--token FILE | --token-url URL --player NAME)`,
+//! or `agora-client --replay RUN_DIR`.
 
 use crate::net::{ServerOptions, TokenSource};
+use crate::replay::ReplayOptions;
 use crate::screenshot::ScreenshotOptions;
-use crate::{Options, town};
+use crate::{Options, Source, town};
+use agora_shared::GameTime;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Play in an Agora town.
+/// Play in an Agora town, or watch a saved run.
 ///
 /// Connect with a token file (`agora-server token --player NAME --out FILE`) or the server's
-/// token endpoint (what `serve` prints: `http://HOST:PORT/token?player=NAME`).
+/// token endpoint (what `serve` prints: `http://HOST:PORT/token?player=NAME`); or replay a run's
+/// folder (`sim --out DIR`, `serve --out DIR`) with `--replay DIR`.
 #[derive(Parser, Debug)]
 #[command(name = "agora-client", version, about, long_about = None)]
 pub struct Args {
     /// The server's game address (UDP), e.g. 127.0.0.1:5000.
-    #[arg(long)]
-    pub server: SocketAddr,
+    #[arg(long, required_unless_present = "replay")]
+    pub server: Option<SocketAddr>,
+    /// Replay a saved run's folder (its events.jsonl) instead of joining a server.
+    #[arg(long, conflicts_with_all = ["server", "token", "token_url", "player"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: where to start, "HH:MM" (day 1) or "day D HH:MM".
+    #[arg(long, requires = "replay", value_parser = |s: &str| s.parse::<GameTime>())]
+    pub at: Option<GameTime>,
+    /// With --replay: game seconds per wall second, 1 to 1000.
+    #[arg(long, default_value_t = 60.0, requires = "replay")]
+    pub speed: f64,
     /// A connect token file for this server.
     #[arg(long, conflicts_with_all = ["token_url", "player"])]
     pub token: Option<PathBuf>,
@@ -55,20 +68,31 @@ fn window_size(text: &str) -> Result<(u32, u32), String> {
 impl Args {
     /// The options, or what is missing.
     pub fn options(self) -> Result<Options, String> {
-        let tokens = match (self.token, self.token_url, self.player) {
-            (Some(file), None, None) => TokenSource::File(file),
-            (None, Some(url), Some(player)) => TokenSource::Url { url, player },
-            _ => {
-                return Err(
-                    "say how to get in: --token FILE, or --token-url URL --player NAME".into(),
-                );
+        let source = match (self.replay, self.server) {
+            (Some(dir), _) => Source::Replay(ReplayOptions {
+                dir,
+                at: self.at,
+                speed: self.speed,
+            }),
+            (None, Some(addr)) => {
+                let tokens = match (self.token, self.token_url, self.player) {
+                    (Some(file), None, None) => TokenSource::File(file),
+                    (None, Some(url), Some(player)) => TokenSource::Url { url, player },
+                    _ => {
+                        return Err("say how to get in: --token FILE, or --token-url URL \
+                                    --player NAME"
+                            .into());
+                    }
+                };
+                Source::Server(ServerOptions { addr, tokens })
             }
+            (None, None) => return Err("say what to show: --server ADDR, or --replay DIR".into()),
         };
+        if !(1.0..=1000.0).contains(&self.speed) {
+            return Err(format!("--speed {} is not from 1 to 1000", self.speed));
+        }
         Ok(Options {
-            server: ServerOptions {
-                addr: self.server,
-                tokens,
-            },
+            source,
             map: self.map,
             screenshot: self.screenshot.map(|path| ScreenshotOptions {
                 path,
@@ -93,7 +117,13 @@ mod tests {
     #[test]
     fn a_token_or_an_endpoint_with_a_name() {
         let file = parse(&["--server", "127.0.0.1:5000", "--token", "ada.token"]).unwrap();
-        assert!(matches!(file.server.tokens, TokenSource::File(_)));
+        assert!(matches!(
+            file.source,
+            Source::Server(ServerOptions {
+                tokens: TokenSource::File(_),
+                ..
+            })
+        ));
         let url = parse(&[
             "--server",
             "127.0.0.1:5000",
@@ -103,11 +133,37 @@ mod tests {
             "ada",
         ])
         .unwrap();
-        assert!(matches!(url.server.tokens, TokenSource::Url { .. }));
+        assert!(matches!(
+            url.source,
+            Source::Server(ServerOptions {
+                tokens: TokenSource::Url { .. },
+                ..
+            })
+        ));
         let none = parse(&["--server", "127.0.0.1:5000"]).unwrap_err();
         assert!(none.contains("--token FILE"), "{none}");
         assert!(parse(&["--server", "127.0.0.1:5000", "--token-url", "http://x"]).is_err());
         assert!(parse(&["--server", "nowhere", "--token", "t"]).is_err());
+    }
+
+    #[test]
+    fn a_replay_needs_no_server() {
+        let replay = parse(&[
+            "--replay",
+            "runs/day",
+            "--at",
+            "day 1 08:30",
+            "--speed",
+            "300",
+        ]);
+        let Source::Replay(options) = replay.unwrap().source else {
+            panic!("not a replay");
+        };
+        assert_eq!(options.at, Some("08:30".parse().unwrap()));
+        assert_eq!(options.speed, 300.0);
+        assert!(parse(&["--replay", "runs/day", "--server", "127.0.0.1:5000"]).is_err());
+        assert!(parse(&["--replay", "runs/day", "--speed", "5000"]).is_err());
+        assert!(parse(&["--at", "08:00"]).is_err());
     }
 
     #[test]

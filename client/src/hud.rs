@@ -30,11 +30,11 @@ pub fn plugin(app: &mut App) {
     );
 }
 
-fn panel() -> BackgroundColor {
+pub fn panel() -> BackgroundColor {
     BackgroundColor(Color::srgba(0.05, 0.06, 0.08, 0.78))
 }
 
-fn text(size: f32) -> (TextFont, TextColor) {
+pub fn text(size: f32) -> (TextFont, TextColor) {
     (
         TextFont::from_font_size(size),
         TextColor(Color::srgb(0.93, 0.93, 0.9)),
@@ -162,12 +162,16 @@ pub fn status_line(state: Connection, link: &Link, server: &ServerOptions) -> St
 }
 
 fn status_text(
-    state: Res<State<Connection>>,
+    state: Option<Res<State<Connection>>>,
     link: Res<Link>,
-    server: Res<ServerOptions>,
+    server: Option<Res<ServerOptions>>,
     mut texts: Query<(&mut Text, &mut Visibility), With<StatusText>>,
 ) {
-    let line = status_line(*state.get(), &link, &server);
+    // Only a live town has a connection to speak of.
+    let line = match (state, server) {
+        (Some(state), Some(server)) => status_line(*state.get(), &link, &server),
+        _ => String::new(),
+    };
     for (mut text, mut visibility) in &mut texts {
         *visibility = if line.is_empty() {
             Visibility::Hidden
@@ -180,15 +184,23 @@ fn status_text(
     }
 }
 
-fn chat_text(log: Res<ChatLog>, chat: Res<ChatBox>, mut texts: Query<&mut Text, With<ChatText>>) {
+fn chat_text(
+    log: Res<ChatLog>,
+    chat: Res<ChatBox>,
+    replay: Option<Res<crate::replay::Replay>>,
+    mut texts: Query<&mut Text, With<ChatText>>,
+) {
     let mut lines: Vec<String> = (log.0.iter().rev().take(CHAT_LINES).rev())
         .map(|(who, what)| format!("{who}: {what}"))
         .collect();
-    lines.push(if chat.open {
-        format!("> {}_", chat.text)
-    } else {
-        "Enter to talk, click to walk, /team NAME, /leave".into()
-    });
+    // A replay has nobody to talk to: it shows what was said, and no hint.
+    if replay.is_none() {
+        lines.push(if chat.open {
+            format!("> {}_", chat.text)
+        } else {
+            "Enter to talk, click to walk, /team NAME, /leave".into()
+        });
+    }
     let all = lines.join("\n");
     for mut text in &mut texts {
         if text.0 != all {

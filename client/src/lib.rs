@@ -1,25 +1,36 @@
 //! agora-client: the town of an Agora server in a window.
 //!
 //! The module tree is the plugin tree: [`net`] connects and turns what the server says into
-//! [`town::TownUpdate`]s; [`town`] draws the map and everyone in view from those updates, so a
-//! replay can feed the same systems; [`play`] turns clicks and typing into commands; [`hud`]
-//! shows the clock, the connection and the chat; [`screenshot`] saves a frame and exits.
+//! [`town::TownUpdate`]s, and [`replay`] turns a saved run's log into the same; [`town`] draws
+//! the map and everyone in view from those updates; [`play`] turns clicks and typing into
+//! commands; [`hud`] shows the clock, the connection and the chat; [`screenshot`] saves a
+//! frame and exits.
 //! Every frame runs [`ClientSystems`] in order.
 
 pub mod cli;
 pub mod hud;
 pub mod net;
 pub mod play;
+pub mod replay;
 pub mod screenshot;
 pub mod town;
 
 use bevy::prelude::*;
 use std::path::PathBuf;
 
+/// What the town is shown from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A live server.
+    Server(net::ServerOptions),
+    /// A saved run's folder.
+    Replay(replay::ReplayOptions),
+}
+
 /// What the client was asked to do.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub server: net::ServerOptions,
+    pub source: Source,
     /// The Tiled map the server runs (the server names the town, not its file).
     pub map: PathBuf,
     pub screenshot: Option<screenshot::ScreenshotOptions>,
@@ -74,9 +85,16 @@ pub fn plugin(app: &mut App, options: Options) {
         )
             .chain(),
     );
-    app.insert_resource(town::MapFile(options.map))
-        .insert_resource(options.server);
-    app.add_plugins((town::plugin, net::plugin, play::plugin, hud::plugin));
+    app.insert_resource(town::MapFile(options.map));
+    app.add_plugins((town::plugin, play::plugin, hud::plugin));
+    match options.source {
+        Source::Server(server) => {
+            app.insert_resource(server).add_plugins(net::plugin);
+        }
+        Source::Replay(replay) => {
+            app.insert_resource(replay).add_plugins(replay::plugin);
+        }
+    }
     if let Some(screenshot) = options.screenshot {
         app.insert_resource(screenshot)
             .add_plugins(screenshot::plugin);

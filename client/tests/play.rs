@@ -10,7 +10,7 @@ use agora_server::world::{Position, TownMap};
 use agora_shared::TilePos;
 use agora_shared::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use bevy::prelude::*;
-use common::{HEIGHT, WIDTH, map_file, on_screen, program, server, spawn_below};
+use common::{HEIGHT, WIDTH, client_args, on_screen, program, server, spawn_below};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -119,14 +119,7 @@ fn a_typed_line_reaches_a_bot_and_a_click_walks_the_avatar() {
     let mut client = Running(
         Command::new(env!("CARGO_BIN_EXE_agora-client"))
             .env("DISPLAY", &display.name)
-            .arg("--server")
-            .arg(addr.to_string())
-            .arg("--token")
-            .arg(&token)
-            .arg("--map")
-            .arg(map_file())
-            .arg("--window")
-            .arg(format!("{WIDTH}x{HEIGHT}"))
+            .args(client_args(addr, &token))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

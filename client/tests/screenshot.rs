@@ -13,7 +13,7 @@ use agora_shared::TilePos;
 use agora_shared::protocol::EntityKind;
 use agora_shared::tiled::TiledMap;
 use bevy::prelude::*;
-use common::{HEIGHT, TILE, WIDTH, ZOOM, map_file, program, server, spawn_below};
+use common::{HEIGHT, TILE, WIDTH, ZOOM, client_args, map_file, program, server, spawn_below};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,14 +70,7 @@ fn the_client_draws_the_town_around_its_avatar_with_agents_and_the_hud() {
     let mut client = Command::new(program("xvfb-run"))
         .args(["-a", "-s", &format!("-screen 0 {WIDTH}x{HEIGHT}x24")])
         .arg(env!("CARGO_BIN_EXE_agora-client"))
-        .arg("--server")
-        .arg(addr.to_string())
-        .arg("--token")
-        .arg(&token)
-        .arg("--map")
-        .arg(map_file())
-        .arg("--window")
-        .arg(format!("{WIDTH}x{HEIGHT}"))
+        .args(client_args(addr, &token))
         .arg("--screenshot")
         .arg(&frame_path)
         .args(["--frames", "240"])

@@ -410,7 +410,7 @@ fn run_ticks(app: &mut App, config: &ServeConfig, stop: &AtomicBool) -> TickFigu
     figures
 }
 
-/// Statistics of one of the ticks' thread times, if the OS gave them for every tick.
+/// Statistics of one of the ticks' thread times, if the OS gave any.
 fn thread_stats(
     times: &[ThreadTimes],
     which: impl Fn(&ThreadTimes) -> Duration,

@@ -6,5 +6,7 @@ pub mod click;
 use bevy::prelude::*;
 
 pub fn plugin(app: &mut App) {
-    app.add_plugins((chat::plugin, click::plugin));
+    // Commands go out through the net plugin; in a replay nobody sends them.
+    app.add_message::<crate::net::Outgoing>()
+        .add_plugins((chat::plugin, click::plugin));
 }

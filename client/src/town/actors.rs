@@ -127,8 +127,10 @@ fn name_tag(name: &str, team: &Option<String>) -> String {
     }
 }
 
-/// Spawns, moves, relabels and removes actors as the updates say.
-fn apply(
+/// Spawns, moves, relabels and removes actors as the updates say. Actors that appear in this
+/// batch are spawned at its end, so what the same batch says of them (a replay's first
+/// frame, or a live frame in which one came into view and moved) is not lost.
+pub(crate) fn apply(
     mut commands: Commands,
     mut updates: MessageReader<TownUpdate>,
     mut actors: ResMut<Actors>,
@@ -138,9 +140,11 @@ fn apply(
     mut activities: Query<&mut Text2d, (With<ActivityTag>, Without<NameTag>)>,
 ) {
     let disc = art.map(|a| a.disc.clone()).unwrap_or_default();
+    let mut appearing: HashMap<NetId, Actor> = HashMap::default();
     for update in updates.read() {
         let message = match update {
             TownUpdate::Reset => {
+                appearing.clear();
                 for (_, entity) in actors.0.drain() {
                     commands.entity(entity).despawn();
                 }
@@ -158,6 +162,9 @@ fn apply(
                 team,
                 ..
             } => {
+                if let Some(old) = actors.0.remove(id) {
+                    commands.entity(old).despawn();
+                }
                 let actor = Actor {
                     id: *id,
                     kind: *kind,
@@ -166,25 +173,30 @@ fn apply(
                     activity: activity.clone(),
                     team: team.clone(),
                 };
-                if let Some(old) = actors.0.remove(id) {
-                    commands.entity(old).despawn();
-                }
-                let entity = spawn_actor(&mut commands, actor, disc.clone());
-                actors.0.insert(*id, entity);
+                appearing.insert(*id, actor);
             }
             ServerMessage::Despawned { id } => {
+                appearing.remove(id);
                 if let Some(entity) = actors.0.remove(id) {
                     commands.entity(entity).despawn();
                 }
             }
             ServerMessage::Positions { moved, .. } => {
                 for (id, tile) in moved {
-                    if let Some(mut actor) = actors.0.get(id).and_then(|e| query.get_mut(*e).ok()) {
+                    if let Some(actor) = appearing.get_mut(id) {
+                        actor.tile = *tile;
+                    } else if let Some(mut actor) =
+                        actors.0.get(id).and_then(|e| query.get_mut(*e).ok())
+                    {
                         actor.0.tile = *tile;
                     }
                 }
             }
             ServerMessage::Activity { id, activity, .. } => {
+                if let Some(actor) = appearing.get_mut(id) {
+                    actor.activity = activity.clone();
+                    continue;
+                }
                 let Some((mut actor, children)) =
                     actors.0.get(id).and_then(|e| query.get_mut(*e).ok())
                 else {
@@ -198,6 +210,10 @@ fn apply(
                 }
             }
             ServerMessage::Team { id, team } => {
+                if let Some(actor) = appearing.get_mut(id) {
+                    actor.team = team.clone();
+                    continue;
+                }
                 let Some((mut actor, children)) =
                     actors.0.get(id).and_then(|e| query.get_mut(*e).ok())
                 else {
@@ -212,6 +228,10 @@ fn apply(
             }
             _ => {}
         }
+    }
+    for (id, actor) in appearing {
+        let entity = spawn_actor(&mut commands, actor, disc.clone());
+        actors.0.insert(id, entity);
     }
 }
 
@@ -395,6 +415,24 @@ mod tests {
         assert!(app.world().resource::<Actors>().0.is_empty());
         let left = app.world_mut().query::<&Actor>().iter(app.world()).count();
         assert_eq!(left, 0, "a reset leaves no actor behind");
+    }
+
+    #[test]
+    fn what_a_batch_says_of_an_actor_it_brings_is_kept() {
+        let mut app = app();
+        app.world_mut()
+            .write_message(spawned(7, "Marisol Alvarez", TilePos::new(10, 10)));
+        app.world_mut()
+            .write_message(TownUpdate::Server(ServerMessage::Positions {
+                time: agora_shared::GameTime(0),
+                moved: vec![(NetId(7), TilePos::new(30, 20))],
+            }));
+        app.update();
+        let entity = app.world().resource::<Actors>().0[&NetId(7)];
+        assert_eq!(
+            app.world().get::<Actor>(entity).unwrap().tile,
+            TilePos::new(30, 20)
+        );
     }
 
     #[test]

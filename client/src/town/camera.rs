@@ -27,6 +27,12 @@ pub fn plugin(app: &mut App) {
         );
 }
 
+/// The zoom (world units per screen pixel) that shows a whole `map` (world units) in a
+/// `window` (pixels), with a small margin.
+pub fn fit_scale(map: Vec2, window: Vec2) -> f32 {
+    ((map.x / window.x).max(map.y / window.y) * 1.05).clamp(MIN_SCALE, MAX_SCALE)
+}
+
 fn spawn_camera(mut commands: Commands) {
     commands.spawn((
         Camera2d,

@@ -37,7 +37,12 @@ pub struct Bubble(Timer);
 
 pub fn plugin(app: &mut App) {
     app.init_resource::<ChatLog>()
-        .add_systems(Update, hear.in_set(ClientSystems::Apply))
+        // After the actors, so a line from one who just came into view finds its speaker.
+        .add_systems(
+            Update,
+            hear.after(super::actors::apply)
+                .in_set(ClientSystems::Apply),
+        )
         .add_systems(Update, fade.in_set(ClientSystems::Present));
 }
 

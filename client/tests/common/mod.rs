@@ -94,6 +94,15 @@ pub fn token_file(key: &ServerKey, player: &str, server: SocketAddr, dir: &Path)
     path
 }
 
+/// The client's arguments to join `server` with `token`, in a window of the tests' size.
+pub fn client_args(server: SocketAddr, token: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--server".into(), server.to_string().into()];
+    args.extend(["--token".into(), token.into()]);
+    args.extend(["--map".into(), map_file().into()]);
+    args.extend(["--window".into(), format!("{WIDTH}x{HEIGHT}").into()]);
+    args
+}
+
 /// A program on the PATH, or a clear failure naming the script that installs it.
 pub fn program(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH")

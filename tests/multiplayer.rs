@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assets, join, run_until, run_until_within, server, server_with};
+use common::{assets, join, run_for, run_until, run_until_within, server, server_with};
 
 fn chebyshev(a: TilePos, b: TilePos) -> u16 {
     a.x.abs_diff(b.x).max(a.y.abs_diff(b.y))
@@ -825,6 +825,24 @@ fn a_player_says_hello_and_the_agent_answers_in_its_own_words() {
             && m.description == "ada said: \"Hello! Are you still awake?\""),
         "the agent does not remember what ada said"
     );
+    // Her inspector shows it among the agent's latest memories, from its real stream.
+    ada.send(&ClientMessage::Inspect { id: agent_id });
+    let inspected = |c: &Client| {
+        c.inbox.iter().rev().find_map(|m| match m {
+            ServerMessage::Inspected(i) if i.id == agent_id => Some((**i).clone()),
+            _ => None,
+        })
+    };
+    run_until(&mut app, &mut [&mut ada], "the inspection", |_, c| {
+        inspected(c[0]).is_some()
+    });
+    let inspection = inspected(&ada).unwrap();
+    assert!(
+        (inspection.memories.iter())
+            .any(|n| n.kind == "chat" && n.text.contains("Are you still awake?")),
+        "{:#?}",
+        inspection.memories
+    );
     app.update();
     app.world_mut().resource_mut::<EventLog>().flush();
     let started = sink.snapshot().into_iter().any(|r| {
@@ -832,4 +850,149 @@ fn a_player_says_hello_and_the_agent_answers_in_its_own_words() {
             if participants.contains(&"player:ada".to_string()))
     });
     assert!(started, "no conversation with ada in the log");
+}
+
+/// The inspector's server side: an agent in view is described from the server's own state
+/// (persona, activity, memories newest first, reflections apart, no plan for a routine
+/// agent); one out of view is refused; asking too fast is refused; the count of players
+/// online reaches everyone.
+#[test]
+fn a_player_inspects_agents_in_view_and_only_those() {
+    use agora_server::agents::AgentPersona;
+    use agora_server::memory::NewMemory;
+    use agora_server::net::actions::INSPECT_BURST;
+    let key = ServerKey::generate();
+    let (mut app, addr, _) = server(&key);
+    let mut ada = join(&key, "ada", addr);
+    let ada_id = join_all(&mut app, &mut [&mut ada])[0];
+    run_until(&mut app, &mut [&mut ada], "agents in view", |_, c| {
+        !agents_in(c[0]).is_empty() && c[0].inbox.contains(&ServerMessage::Online { players: 1 })
+    });
+    let seen = agents_in(&ada)[0];
+    let unseen = (agents(&mut app).into_iter())
+        .map(|(id, _)| id)
+        .find(|id| !agents_in(&ada).contains(id))
+        .expect("an agent out of view");
+
+    // The agent remembers three things; the last two are a reflection and a chat.
+    let agent = entity_of(&mut app, seen);
+    let mut stream = MemoryStream::new(4);
+    let now = GameTime::at(1, "03:00".parse().unwrap());
+    let seed = stream.write(
+        NewMemory {
+            kind: MemoryKind::Thought,
+            description: "I love the harvest".into(),
+            triple: None,
+            evidence: vec![],
+        },
+        now,
+    );
+    stream.write(
+        NewMemory {
+            kind: MemoryKind::Thought,
+            description: "the harvest matters to me".into(),
+            triple: None,
+            evidence: vec![seed],
+        },
+        now,
+    );
+    stream.write(
+        NewMemory {
+            kind: MemoryKind::Chat,
+            description: "Ada said: \"hello\"".into(),
+            triple: None,
+            evidence: vec![],
+        },
+        now,
+    );
+    app.world_mut().entity_mut(agent).insert(stream);
+    let world = app.world();
+    let persona = world.get::<AgentPersona>(agent).unwrap().persona.clone();
+    let doing = world.get::<Activity>(agent).unwrap().description.clone();
+
+    let inspected = |c: &Client| {
+        c.inbox.iter().find_map(|m| match m {
+            ServerMessage::Inspected(i) => Some((**i).clone()),
+            _ => None,
+        })
+    };
+    ada.send(&ClientMessage::Inspect { id: seen });
+    run_until(&mut app, &mut [&mut ada], "the answer", |_, c| {
+        inspected(c[0]).is_some()
+    });
+    let answer = inspected(&ada).unwrap();
+    assert_eq!(answer.id, seen);
+    assert_eq!(answer.name, persona.name);
+    assert_eq!((answer.age, &answer.traits), (persona.age, &persona.traits));
+    assert_eq!(answer.occupation, persona.about().occupation);
+    assert_eq!(answer.activity, doing);
+    let texts = |notes: &[agora_shared::protocol::MemoryNote]| -> Vec<String> {
+        notes.iter().map(|n| n.text.clone()).collect()
+    };
+    assert_eq!(
+        texts(&answer.memories),
+        ["Ada said: \"hello\"", "I love the harvest"],
+        "newest first, reflections apart"
+    );
+    assert_eq!(texts(&answer.reflections), ["the harvest matters to me"]);
+    assert!(
+        answer.plan.is_empty() && answer.intent.is_none(),
+        "a routine agent has no plan to show, and none is made up"
+    );
+
+    // Out of view, or not an agent at all: refused, and not counted against her.
+    let refusals = |c: &Client| {
+        (c.inbox.iter())
+            .filter_map(|m| match m {
+                ServerMessage::Refused { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    ada.inbox.clear();
+    ada.send(&ClientMessage::Inspect { id: unseen });
+    ada.send(&ClientMessage::Inspect { id: ada_id });
+    run_until(&mut app, &mut [&mut ada], "two refusals", |_, c| {
+        refusals(c[0]).len() == 2
+    });
+    assert!(
+        refusals(&ada)
+            .iter()
+            .all(|r| r.contains("no agent") && r.contains("view"))
+    );
+    assert!(inspected(&ada).is_none());
+
+    // Asking faster than the inspector's rate: the excess is refused.
+    run_for(&mut app, &mut [&mut ada], Duration::from_secs(3));
+    ada.inbox.clear();
+    for _ in 0..10 {
+        ada.send(&ClientMessage::Inspect { id: seen });
+    }
+    run_until(&mut app, &mut [&mut ada], "ten replies", |_, c| {
+        let answers = (c[0].inbox.iter())
+            .filter(|m| {
+                matches!(
+                    m,
+                    ServerMessage::Inspected(_) | ServerMessage::Refused { .. }
+                )
+            })
+            .count();
+        answers == 10
+    });
+    let answered = (ada.inbox.iter())
+        .filter(|m| matches!(m, ServerMessage::Inspected(_)))
+        .count();
+    assert!(
+        (INSPECT_BURST as usize..=INSPECT_BURST as usize + 1).contains(&answered),
+        "{answered} of 10 answered"
+    );
+    assert!(refusals(&ada).iter().all(|r| r.contains("too fast")));
+
+    // A second player: both hear that two are online.
+    let mut bob = join(&key, "bob", addr);
+    join_all(&mut app, &mut [&mut bob]);
+    run_until(&mut app, &mut [&mut ada, &mut bob], "two online", |_, c| {
+        c.iter()
+            .all(|c| c.inbox.contains(&ServerMessage::Online { players: 2 }))
+    });
 }

@@ -1,7 +1,8 @@
 //! The order of work inside one world tick.
 //!
 //! Every system of the server runs in `Update` inside one of these sets, which are chained,
-//! so a tick always runs input -> clock -> reloads -> think -> act -> move -> record -> advance.
+//! so a tick always runs input -> clock -> reloads -> think -> act -> move -> record -> save ->
+//! advance.
 //! A fixed order is what makes simulation runs reproducible: two systems that both write to
 //! the event log never race.
 
@@ -24,8 +25,11 @@ pub enum TickSystems {
     Act,
     /// Walking along paths.
     Move,
-    /// Hand this tick's events to the event log writer (off the tick thread).
+    /// Hand this tick's events to the event log writer (off the tick thread), and send players
+    /// what changed in their view.
     Record,
+    /// Hand what this tick changed (players, memories, plans) to the database writer.
+    Save,
     /// Advance the clock to the next tick.
     Advance,
 }
@@ -41,6 +45,7 @@ pub fn plugin(app: &mut App) {
             TickSystems::Act,
             TickSystems::Move,
             TickSystems::Record,
+            TickSystems::Save,
             TickSystems::Advance,
         )
             .chain(),

@@ -47,6 +47,7 @@ fn spawn_agents(
             persona_hash: entry.hash.clone(),
             tile,
             home: map.arena_address(map.objects[bed].arena),
+            about: Some(persona.about()),
         }));
         let mut agent = commands.spawn((
             Agent,

@@ -84,6 +84,7 @@ pub fn agents_from_log(path: &Path) -> Result<(BTreeMap<String, LoggedAgent>, Ga
                 importance,
                 evidence,
                 told,
+                ..
             } => {
                 let Some(logged) = agents.get_mut(&agent) else {
                     return Err(format!(

@@ -348,6 +348,7 @@ mod tests {
                     importance: memory.importance.unwrap(),
                     evidence: vec![],
                     told: false,
+                    reflection: false,
                 }
             )]
         );

@@ -384,6 +384,20 @@ fn item(start: i64, end: i64, activity: &str, location: &str) -> PlanItem {
     }
 }
 
+impl PlannedSlot {
+    /// The stretch as the log and the inspector show it.
+    pub fn item(&self) -> PlanItem {
+        item(self.start, self.end, &self.description, &self.location)
+    }
+}
+
+impl Step {
+    /// The step as the log and the inspector show it.
+    pub fn item(&self) -> PlanItem {
+        item(self.start, self.end, &self.description, &self.location)
+    }
+}
+
 /// "Marisol Alvarez plans for day 1: baking ... at Willow Cafe from 06:00; ...": the
 /// outings and the intent, the parts of the day worth remembering.
 fn plan_thought(name: &str, day: u32, slots: &[PlannedSlot], map: &TownMap, home: Place) -> String {
@@ -583,7 +597,7 @@ fn plan(
                         place_steps(&cx, slot, start, end, &steps, &e.vectors);
                         let steps = (slot.steps.iter())
                             .filter(|s| s.start >= start && s.end <= end)
-                            .map(|s| item(s.start, s.end, &s.description, &s.location))
+                            .map(Step::item)
                             .collect();
                         happened.write(Happened(Event::StepsPlanned {
                             agent: id.0.clone(),
@@ -1006,11 +1020,7 @@ fn adopt(
         day: game_day,
         intent: intent.clone(),
         because: draft.because.map(|(_, d)| d),
-        items: draft
-            .slots
-            .iter()
-            .map(|s| item(s.start, s.end, &s.description, &s.location))
-            .collect(),
+        items: draft.slots.iter().map(PlannedSlot::item).collect(),
     }));
     planner.plans += 1;
     (commands.entity(agent.entity))

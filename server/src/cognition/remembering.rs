@@ -137,6 +137,7 @@ fn apply_embeddings(
                 evidence: memory.evidence.iter().map(|e| e.0).collect(),
                 told: (memory.triple.as_ref())
                     .is_some_and(|t| t.predicate == super::perception::TOLD),
+                reflection: memory.is_reflection(),
             }));
         }
     }

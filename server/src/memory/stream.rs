@@ -73,6 +73,14 @@ pub struct Memory {
     pub evidence: Vec<MemoryId>,
 }
 
+impl Memory {
+    /// A reflection: a thought drawn from other memories that is not a plan (plans carry a
+    /// "plans" triple, the persona's seeds no evidence).
+    pub fn is_reflection(&self) -> bool {
+        self.kind == MemoryKind::Thought && self.triple.is_none() && !self.evidence.is_empty()
+    }
+}
+
 /// Where a memory's embedding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Embedding {

@@ -5,6 +5,7 @@
 //! breaking the rules is disconnected, as is one that says nothing for too long
 //! ([`IdleLimits`]): a connected client holds one of the server's few slots.
 
+use super::inspect::InspectAsked;
 use super::replication::{Net, ReplicationSystems, View};
 use super::server::{Avatars, Dropped, Joined};
 use crate::actors::{Action, ActorCommand, Player, Refused};
@@ -22,6 +23,10 @@ use std::time::{Duration, Instant};
 
 /// Messages a client may send per second before they are refused.
 pub const MESSAGES_PER_SECOND: u32 = 20;
+/// Inspections a client may ask for per second (bursts of [`INSPECT_BURST`]): each answer is
+/// up to 12 KiB, and a panel that refreshes every 2 s needs far fewer.
+pub const INSPECTS_PER_SECOND: u32 = 2;
+pub const INSPECT_BURST: u32 = 4;
 /// Refusals (rate or rule) after which a client is disconnected.
 pub const STRIKES_TO_DISCONNECT: u32 = 50;
 /// Messages read from one client in one tick; the rest wait for the next tick.
@@ -30,19 +35,24 @@ pub const MESSAGES_PER_TICK: usize = 2 * MESSAGES_PER_SECOND as usize;
 /// buffers out-of-order reliable messages without a bound of its own.
 pub const MAX_CLIENT_BYTES_PER_SECOND: f64 = 128_000.0;
 
-/// A client's message rate (GCRA: a steady 20 a second, bursts of up to 20) and its
-/// misbehaviour count.
+/// A client's message rate (GCRA: a steady 20 a second, bursts of up to 20), its rate of
+/// inspections within that, and its misbehaviour count.
 #[derive(Component, Debug)]
 pub struct Budget {
     rate: DefaultDirectRateLimiter,
+    inspect_rate: DefaultDirectRateLimiter,
     pub strikes: u32,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        let per_second = NonZeroU32::new(MESSAGES_PER_SECOND).expect("a positive rate");
+        let positive = |n| NonZeroU32::new(n).expect("a positive rate");
         Self {
-            rate: RateLimiter::direct(Quota::per_second(per_second)),
+            rate: RateLimiter::direct(Quota::per_second(positive(MESSAGES_PER_SECOND))),
+            inspect_rate: RateLimiter::direct(
+                Quota::per_second(positive(INSPECTS_PER_SECOND))
+                    .allow_burst(positive(INSPECT_BURST)),
+            ),
             strikes: 0,
         }
     }
@@ -51,6 +61,10 @@ impl Default for Budget {
 impl Budget {
     fn allow(&mut self) -> bool {
         self.rate.check().is_ok()
+    }
+
+    fn allow_inspect(&mut self) -> bool {
+        self.inspect_rate.check().is_ok()
     }
 }
 
@@ -88,6 +102,7 @@ impl Default for IdleLimits {
 pub fn plugin(app: &mut App) {
     app.add_message::<ActorCommand>()
         .add_message::<Refused>()
+        .add_message::<InspectAsked>()
         .init_resource::<IdleLimits>()
         .add_systems(
             Update,
@@ -110,6 +125,7 @@ fn decode_messages(
     mut server: ResMut<RenetServer>,
     mut dropped: ResMut<Dropped>,
     mut orders: MessageWriter<ActorCommand>,
+    mut inspections: MessageWriter<InspectAsked>,
     avatars: Res<Avatars>,
     map: Res<TownMap>,
     clock: Res<GameClock>,
@@ -197,6 +213,20 @@ fn decode_messages(
                 (ClientMessage::Interact { object }, true) => Action::Use(object),
                 (ClientMessage::JoinTeam { team }, true) => Action::JoinTeam(team),
                 (ClientMessage::LeaveTeam, true) => Action::LeaveTeam,
+                // Not an action in the world: answered once views are up to date.
+                (ClientMessage::Inspect { id }, true) => {
+                    if budget.allow_inspect() {
+                        inspections.write(InspectAsked { player: entity, id });
+                    } else {
+                        replies.push(ServerMessage::Refused {
+                            reason: format!(
+                                "inspecting too fast: at most {INSPECTS_PER_SECOND} a second"
+                            ),
+                        });
+                        strikes += 1;
+                    }
+                    continue;
+                }
             };
             orders.write(ActorCommand {
                 actor: entity,
@@ -286,5 +316,14 @@ mod tests {
             (1..=MESSAGES_PER_SECOND as usize).contains(&refilled),
             "{refilled}"
         );
+    }
+
+    #[test]
+    fn inspections_have_a_smaller_budget_of_their_own() {
+        let mut budget = Budget::default();
+        let burst = (0..100).take_while(|_| budget.allow_inspect()).count();
+        assert_eq!(burst, INSPECT_BURST as usize);
+        // Other messages are not held up by it.
+        assert!(budget.allow());
     }
 }

@@ -6,11 +6,14 @@
 //! own around netcode ([`transport`]), whose [handshake gate](handshakes) meters connection
 //! requests per source. Their messages are decoded, bounded,
 //! rate-limited and turned into the same actor commands agents' brains issue ([`actions`]);
-//! what they see is sent as changes ([`replication`]). [`token_endpoint`] hands out tokens
-//! over HTTP.
+//! what they see is sent as changes ([`replication`]), what they ask about an agent answered
+//! ([`inspect`]), and how many are playing told ([`online`]). [`token_endpoint`] hands out
+//! tokens over HTTP.
 
 pub mod actions;
 pub mod handshakes;
+pub mod inspect;
+pub mod online;
 pub mod replication;
 pub mod server;
 pub mod token_endpoint;
@@ -22,5 +25,11 @@ use bevy::prelude::*;
 /// Each registers the messages it reads and writes (their own plugins do too; adding one
 /// twice is harmless), so each also works on its own in a test.
 pub fn plugin(app: &mut App) {
-    app.add_plugins((server::plugin, replication::plugin, actions::plugin));
+    app.add_plugins((
+        server::plugin,
+        replication::plugin,
+        actions::plugin,
+        inspect::plugin,
+        online::plugin,
+    ));
 }

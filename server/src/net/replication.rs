@@ -85,6 +85,11 @@ impl View {
         self.0.contains_key(&entity)
     }
 
+    /// The entity the client knows by `id`, if it is in view.
+    pub fn entity_of(&self, id: NetId) -> Option<Entity> {
+        self.0.iter().find(|(_, i)| **i == id).map(|(e, _)| *e)
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -101,6 +106,10 @@ pub enum ReplicationSystems {
     Views,
     /// Send the changes of what stays in view.
     Changes,
+    /// Answer what players asked about agents in view ([`super::inspect`]).
+    Inspections,
+    /// Tell players how many are online ([`super::online`]).
+    Online,
 }
 
 pub fn plugin(app: &mut App) {
@@ -109,7 +118,12 @@ pub fn plugin(app: &mut App) {
         .init_resource::<ViewRange>()
         .configure_sets(
             Update,
-            (ReplicationSystems::Views, ReplicationSystems::Changes)
+            (
+                ReplicationSystems::Views,
+                ReplicationSystems::Changes,
+                ReplicationSystems::Inspections,
+                ReplicationSystems::Online,
+            )
                 .chain()
                 .in_set(TickSystems::Record)
                 .run_if(resource_exists::<RenetServer>),

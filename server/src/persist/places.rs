@@ -12,7 +12,7 @@ pub fn plugin(app: &mut App) {
     app.add_systems(
         Update,
         save_places
-            .in_set(TickSystems::Record)
+            .in_set(TickSystems::Save)
             .run_if(resource_exists::<Persistence>),
     );
 }

@@ -34,7 +34,7 @@ pub fn plugin(app: &mut App) {
     app.add_systems(
         Update,
         save_plans
-            .in_set(TickSystems::Record)
+            .in_set(TickSystems::Save)
             .run_if(resource_exists::<Persistence>),
     );
 }

@@ -46,7 +46,7 @@ pub fn plugin(app: &mut App) {
     app.add_systems(
         Update,
         (save_players, save_clock)
-            .in_set(TickSystems::Record)
+            .in_set(TickSystems::Save)
             .run_if(resource_exists::<Persistence>)
             .run_if(every_ticks(SAVE_EVERY_TICKS)),
     )

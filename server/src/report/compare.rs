@@ -1,10 +1,8 @@
 //! `--compare`: where two runs' logs part. Both logs are streamed side by side, line by
 //! line, so the first differing event is found without holding either.
 
-use super::MAX_LINE_BYTES;
 use super::page::escape;
-use agora_shared::events::{Event, EventRecord};
-use std::io::{BufRead, BufReader, Read};
+use agora_shared::events::{Event, EventRecord, LogReader};
 use std::path::Path;
 
 /// How two logs relate.
@@ -67,25 +65,12 @@ impl std::fmt::Display for Divergence {
 /// as equal: they differ by the runs' inputs (the report's header shows those), and what an
 /// A/B experiment asks is which event its change altered first.
 pub fn first_difference(a: &Path, b: &Path) -> Result<Divergence, String> {
-    let open = |path: &Path| {
-        std::fs::File::open(path)
-            .map(|f| BufReader::with_capacity(1 << 20, f))
-            .map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let (mut ra, mut rb) = (open(a)?, open(b)?);
-    let next =
-        |reader: &mut BufReader<std::fs::File>, path: &Path| -> Result<Option<String>, String> {
-            let mut line = String::new();
-            let n = reader
-                .take(MAX_LINE_BYTES)
-                .read_line(&mut line)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok((n > 0).then_some(line))
-        };
+    let (mut ra, mut rb) = (LogReader::open(a)?, LogReader::open(b)?);
     let mut number = 0;
     loop {
         number += 1;
-        let (la, lb) = (next(&mut ra, a)?, next(&mut rb, b)?);
+        let la = ra.next_raw()?.map(str::to_string);
+        let lb = rb.next_raw()?.map(str::to_string);
         match (la, lb) {
             (None, None) => {
                 return Ok(Divergence::Identical { lines: number - 1 });

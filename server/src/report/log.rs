@@ -3,10 +3,9 @@
 //! conversations, not with ticks.
 
 use crate::eval::NEWS;
-use agora_shared::events::{Event, EventRecord};
+use agora_shared::events::{Event, Line, LogReader};
 use agora_shared::{GameTime, TilePos};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -113,54 +112,31 @@ impl RunLog {
 
 /// Reads `path`; `progress` is told (bytes read, bytes in all) about once a second.
 pub fn read(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RunLog, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = LogReader::open(path)?;
     let mut log = RunLog::default();
-    let mut line = String::new();
     let mut said = Instant::now();
     let mut agent_index: BTreeMap<String, usize> = BTreeMap::new();
     let mut online: BTreeSet<String> = BTreeSet::new();
-    loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(super::MAX_LINE_BYTES)
-            .read_line(&mut line)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        log.lines += 1;
-        log.bytes += n as u64;
-        let complete = line.ends_with('\n');
-        if !complete && n as u64 == super::MAX_LINE_BYTES {
-            return Err(format!(
-                "{}:{}: a line longer than {} bytes: not an event log",
-                path.display(),
-                log.lines,
-                super::MAX_LINE_BYTES
-            ));
-        }
+    while let Some(line) = reader.next_line()? {
+        log.lines = reader.lines;
+        log.bytes = reader.bytes;
         if said.elapsed() >= PROGRESS_EVERY {
             said = Instant::now();
-            progress(log.bytes, total);
+            progress(reader.bytes, reader.total);
         }
-        let record: EventRecord = match serde_json::from_str(line.trim_end()) {
-            Ok(record) => record,
-            Err(_) if !complete => {
+        let record = match line {
+            Line::Event(record) => record,
+            Line::Cut => {
                 log.truncated_line = Some(log.lines);
                 break;
             }
-            Err(_) => {
-                match serde_json::from_str::<KindOnly>(&line) {
-                    Ok(k) if !Event::KINDS.contains(&k.kind.as_str()) => {
-                        *log.unknown_kinds.entry(k.kind).or_default() += 1;
-                    }
-                    _ => {
-                        if log.malformed.len() < 10 {
-                            log.malformed.push(log.lines);
-                        }
-                    }
+            Line::UnknownKind(kind) => {
+                *log.unknown_kinds.entry(kind).or_default() += 1;
+                continue;
+            }
+            Line::Malformed => {
+                if log.malformed.len() < 10 {
+                    log.malformed.push(log.lines);
                 }
                 continue;
             }
@@ -193,6 +169,7 @@ pub fn read(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RunLog, S
                 persona_hash,
                 tile,
                 home,
+                ..
             } => {
                 agent_index.insert(agent.clone(), log.agents.len());
                 log.agents.push(AgentDay {
@@ -276,7 +253,7 @@ pub fn read(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RunLog, S
             _ => {}
         }
     }
-    progress(log.bytes, total);
+    progress(reader.bytes, reader.total);
     // The time since each agent's last step counts where it stands.
     let end = log.end;
     for day in &mut log.agents {
@@ -284,10 +261,4 @@ pub fn read(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RunLog, S
         day.since = end;
     }
     Ok(log)
-}
-
-/// A line's kind alone, to tell an event of a newer format from a line that is no event.
-#[derive(serde::Deserialize)]
-struct KindOnly {
-    kind: String,
 }

@@ -20,10 +20,6 @@ pub use folder::RunFolder;
 
 use std::path::{Path, PathBuf};
 
-/// No line of an event log is longer (a conversation's lines are capped far below it): a file
-/// with longer lines is not an event log, and is not read into memory.
-const MAX_LINE_BYTES: u64 = 4 << 20;
-
 /// What to report on and where to write it.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {

@@ -106,6 +106,20 @@ impl Persona {
     pub fn awake_minutes(&self) -> u16 {
         self.wake.minutes_until(self.sleep)
     }
+
+    /// Who it is, as viewers show it: "baking bread at Willow Cafe" (the work's sector) for
+    /// its occupation, empty if it has no work.
+    pub fn about(&self) -> crate::events::About {
+        let occupation = self.work.as_ref().map_or_else(String::new, |w| {
+            let sector = w.place.split(':').next().unwrap_or(&w.place);
+            format!("{} at {sector}", w.activity)
+        });
+        crate::events::About {
+            age: self.age,
+            traits: self.traits.clone(),
+            occupation,
+        }
+    }
 }
 
 #[cfg(test)]

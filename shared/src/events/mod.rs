@@ -8,6 +8,10 @@ use crate::{GameTime, TilePos};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod reader;
+
+pub use reader::{Line, LogReader, MAX_LINE_BYTES};
+
 /// Version of the event format, written in every run's `run_started` event.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
 
@@ -44,6 +48,9 @@ pub enum Event {
         persona_hash: String,
         tile: TilePos,
         home: String,
+        /// The persona's age, traits and work, for viewers (absent in older logs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<About>,
     },
     /// An agent started doing something new.
     Activity {
@@ -66,19 +73,11 @@ pub enum Event {
         tile: TilePos,
     },
     /// The day moved into a new phase (night, morning, afternoon, evening).
-    DayPhase {
-        phase: String,
-    },
+    DayPhase { phase: String },
     /// A persona file changed and the agent now follows the new version.
-    PersonaReloaded {
-        agent: String,
-        persona_hash: String,
-    },
+    PersonaReloaded { agent: String, persona_hash: String },
     /// A persona file changed but the new version is invalid; the agent keeps the old one.
-    PersonaRejected {
-        agent: String,
-        error: String,
-    },
+    PersonaRejected { agent: String, error: String },
     /// A player joined (or rejoined) the world. Players' actor ids start with `player:`.
     PlayerJoined {
         player: String,
@@ -86,9 +85,7 @@ pub enum Event {
         tile: TilePos,
     },
     /// A player's connection ended; its avatar leaves the world until the player returns.
-    PlayerLeft {
-        player: String,
-    },
+    PlayerLeft { player: String },
     /// Someone said something aloud (the words as said, length-capped).
     Said {
         speaker: String,
@@ -119,6 +116,10 @@ pub enum Event {
         /// to it), which the agent may pass on; absent for all other memories.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         told: bool,
+        /// A reflection (a thought drawn from `evidence` that is not a plan); absent for all
+        /// other memories.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reflection: bool,
     },
     /// Agents (and perhaps a player) started talking.
     ConversationStarted {
@@ -150,11 +151,7 @@ pub enum Event {
         items: Vec<PlanItem>,
     },
     /// An agent broke an hour of its plan into steps.
-    StepsPlanned {
-        agent: String,
-        steps: Vec<PlanItem>,
-    },
-    /// Last event of a run.
+    StepsPlanned { agent: String, steps: Vec<PlanItem> },
     /// Model calls whose answers took effect in one game hour (`hour_start` to an hour
     /// later), and their prompt + output tokens, by purpose; logged when the hour is over.
     ModelUsage {
@@ -162,9 +159,17 @@ pub enum Event {
         calls: BTreeMap<String, u64>,
         tokens: BTreeMap<String, u64>,
     },
-    RunFinished {
-        ticks: u64,
-    },
+    /// Last event of a run.
+    RunFinished { ticks: u64 },
+}
+
+/// Who an agent is, as a viewer shows it: from its persona.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    pub age: u8,
+    pub traits: Vec<String>,
+    /// What it does for a living ("baking bread at Willow Cafe"); empty if nothing.
+    pub occupation: String,
 }
 
 /// One stretch of a plan: what, where and when.

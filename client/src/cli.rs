@@ -1,5 +1,5 @@
 //! The command line: `agora-client --server ADDR (--token FILE | --token-url URL --player NAME)`,
-//! or `agora-client --replay RUN_DIR`.
+//! `agora-client --replay RUN_DIR`, or `agora-client [--server ADDR]` for the connect screen.
 
 use crate::net::{ServerOptions, TokenSource};
 use crate::replay::ReplayOptions;
@@ -14,12 +14,13 @@ use std::path::PathBuf;
 ///
 /// Connect with a token file (`agora-server token --player NAME --out FILE`) or the server's
 /// token endpoint (what `serve` prints: `http://HOST:PORT/token?player=NAME`); or replay a run's
-/// folder (`sim --out DIR`, `serve --out DIR`) with `--replay DIR`.
+/// folder (`sim --out DIR`, `serve --out DIR`) with `--replay DIR`. With neither a token nor a
+/// replay, a connect screen asks for the server, a name and the endpoint.
 #[derive(Parser, Debug)]
 #[command(name = "agora-client", version, about, long_about = None)]
 pub struct Args {
     /// The server's game address (UDP), e.g. 127.0.0.1:5000.
-    #[arg(long, required_unless_present = "replay")]
+    #[arg(long)]
     pub server: Option<SocketAddr>,
     /// Replay a saved run's folder (its events.jsonl) instead of joining a server.
     #[arg(long, conflicts_with_all = ["server", "token", "token_url", "player"])]
@@ -48,6 +49,9 @@ pub struct Args {
     /// Which frame --screenshot saves (the renderer needs some frames to warm up).
     #[arg(long, default_value_t = 120, requires = "screenshot")]
     pub frames: u32,
+    /// Open the inspector on this agent (its full name) once it is in view.
+    #[arg(long, value_name = "NAME")]
+    pub inspect: Option<String>,
     /// Window size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = window_size)]
     pub window: (u32, u32),
@@ -74,19 +78,18 @@ impl Args {
                 at: self.at,
                 speed: self.speed,
             }),
-            (None, Some(addr)) => {
-                let tokens = match (self.token, self.token_url, self.player) {
-                    (Some(file), None, None) => TokenSource::File(file),
-                    (None, Some(url), Some(player)) => TokenSource::Url { url, player },
-                    _ => {
-                        return Err("say how to get in: --token FILE, or --token-url URL \
-                                    --player NAME"
-                            .into());
-                    }
-                };
-                Source::Server(ServerOptions { addr, tokens })
-            }
-            (None, None) => return Err("say what to show: --server ADDR, or --replay DIR".into()),
+            (None, addr) => match (self.token, self.token_url, self.player, addr) {
+                (Some(file), None, None, Some(addr)) => Source::Server(ServerOptions {
+                    addr,
+                    tokens: TokenSource::File(file),
+                }),
+                (None, Some(url), Some(player), Some(addr)) => Source::Server(ServerOptions {
+                    addr,
+                    tokens: TokenSource::Url { url, player },
+                }),
+                (None, None, None, addr) => Source::Connect(addr),
+                _ => return Err("--token and --token-url need --server ADDR".into()),
+            },
         };
         if !(1.0..=1000.0).contains(&self.speed) {
             return Err(format!("--speed {} is not from 1 to 1000", self.speed));
@@ -99,6 +102,7 @@ impl Args {
                 frame: self.frames.max(1),
             }),
             window: self.window,
+            inspect: self.inspect,
         })
     }
 }
@@ -140,8 +144,12 @@ mod tests {
                 ..
             })
         ));
-        let none = parse(&["--server", "127.0.0.1:5000"]).unwrap_err();
-        assert!(none.contains("--token FILE"), "{none}");
+        // No way in given: the connect screen, with the address filled in.
+        let screen = parse(&["--server", "127.0.0.1:5000"]).unwrap();
+        assert!(matches!(screen.source, Source::Connect(Some(_))));
+        assert!(matches!(parse(&[]).unwrap().source, Source::Connect(None)));
+        let lost = parse(&["--token", "ada.token"]).unwrap_err();
+        assert!(lost.contains("need --server"), "{lost}");
         assert!(parse(&["--server", "127.0.0.1:5000", "--token-url", "http://x"]).is_err());
         assert!(parse(&["--server", "nowhere", "--token", "t"]).is_err());
     }

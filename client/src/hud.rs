@@ -5,10 +5,10 @@
 use crate::ClientSystems;
 use crate::net::{Connection, Link, ServerOptions};
 use crate::play::chat::ChatBox;
-use crate::town::Clock;
 use crate::town::actors::Actor;
 use crate::town::speech::ChatLog;
-use agora_shared::protocol::EntityKind;
+use crate::town::{Clock, TownUpdate};
+use agora_shared::protocol::{EntityKind, ServerMessage};
 use bevy::prelude::*;
 
 /// Chat lines shown.
@@ -23,11 +23,28 @@ pub struct ChatText;
 #[derive(Component)]
 pub struct RoundText;
 
+/// Players in the world, as the server (or the replayed log) last said; `None` until told.
+#[derive(Resource, Default, Debug)]
+pub struct Online(pub Option<u32>);
+
 pub fn plugin(app: &mut App) {
-    app.add_systems(Startup, spawn_hud).add_systems(
-        Update,
-        (clock_text, status_text, chat_text).in_set(ClientSystems::Present),
-    );
+    app.init_resource::<Online>()
+        .add_systems(Startup, spawn_hud)
+        .add_systems(Update, count_online.in_set(ClientSystems::Apply))
+        .add_systems(
+            Update,
+            (clock_text, status_text, chat_text).in_set(ClientSystems::Present),
+        );
+}
+
+fn count_online(mut updates: MessageReader<TownUpdate>, mut online: ResMut<Online>) {
+    for update in updates.read() {
+        match update {
+            TownUpdate::Server(ServerMessage::Online { players }) => online.0 = Some(*players),
+            TownUpdate::Reset => online.0 = None,
+            _ => {}
+        }
+    }
 }
 
 pub fn panel() -> BackgroundColor {
@@ -87,26 +104,29 @@ fn spawn_hud(mut commands: Commands) {
             ..default()
         },
     ));
-    commands.spawn((
-        ChatText,
-        Text::new(""),
-        text(15.0),
-        panel(),
-        Node {
-            position_type: PositionType::Absolute,
-            left: Val::Px(10.0),
-            bottom: Val::Px(10.0),
-            max_width: Val::Percent(55.0),
-            padding,
-            border_radius: BorderRadius::all(Val::Px(4.0)),
-            ..default()
-        },
-    ));
+    // The chat wraps in a box of a set width: a text node positioned on its own is measured
+    // narrower than the room it has.
+    commands
+        .spawn((
+            panel(),
+            Node {
+                position_type: PositionType::Absolute,
+                left: Val::Px(10.0),
+                bottom: Val::Px(10.0),
+                width: Val::Percent(42.0),
+                flex_direction: FlexDirection::Column,
+                padding,
+                border_radius: BorderRadius::all(Val::Px(4.0)),
+                ..default()
+            },
+        ))
+        .with_child((ChatText, Text::new(""), text(15.0)));
 }
 
 fn clock_text(
     clock: Res<Clock>,
     link: Res<Link>,
+    online: Res<Online>,
     actors: Query<&Actor>,
     mut texts: Query<&mut Text, With<ClockText>>,
 ) {
@@ -127,8 +147,11 @@ fn clock_text(
         &link.world
     };
     let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let in_world = online.0.map_or_else(String::new, |n| {
+        format!("{} online\n", plural(n as usize, "player"))
+    });
     let line = format!(
-        "{world}  {when}\n{}, {} in view",
+        "{world}  {when}\n{in_world}{}, {} in view",
         plural(players, "player"),
         plural(agents, "agent")
     );
@@ -140,23 +163,35 @@ fn clock_text(
 }
 
 /// The connection in words while it is not live; nothing while playing.
-pub fn status_line(state: Connection, link: &Link, server: &ServerOptions) -> String {
+/// `can_go_back`: the player typed where to connect, and may change it.
+pub fn status_line(
+    state: Connection,
+    link: &Link,
+    server: &ServerOptions,
+    can_go_back: bool,
+) -> String {
     match state {
-        Connection::Playing => String::new(),
+        Connection::Playing | Connection::Choosing => String::new(),
         Connection::GettingToken => format!("Getting a token for {}...", server.addr),
         Connection::Connecting => format!("Connecting to {}...", server.addr),
         Connection::Lost => {
             let why = link.problem.as_deref().unwrap_or("not connected");
-            match link.retry_at {
+            let next = match link.retry_at {
                 Some(at) => format!(
-                    "{why}\nTrying again in {} s (attempt {}).",
+                    "Trying again in {} s (attempt {}).",
                     at.saturating_duration_since(std::time::Instant::now())
                         .as_secs_f32()
                         .ceil(),
                     link.failures + 1
                 ),
-                None => format!("{why}\nThis will not fix itself: see the message above."),
-            }
+                None => "This will not fix itself: see the message above.".to_string(),
+            };
+            let back = if can_go_back {
+                "\nEscape: back to the connect screen."
+            } else {
+                ""
+            };
+            format!("{why}\n{next}{back}")
         }
     }
 }
@@ -165,11 +200,12 @@ fn status_text(
     state: Option<Res<State<Connection>>>,
     link: Res<Link>,
     server: Option<Res<ServerOptions>>,
+    form: Option<Res<crate::connect::ConnectForm>>,
     mut texts: Query<(&mut Text, &mut Visibility), With<StatusText>>,
 ) {
     // Only a live town has a connection to speak of.
     let line = match (state, server) {
-        (Some(state), Some(server)) => status_line(*state.get(), &link, &server),
+        (Some(state), Some(server)) => status_line(*state.get(), &link, &server, form.is_some()),
         _ => String::new(),
     };
     for (mut text, mut visibility) in &mut texts {
@@ -188,7 +224,8 @@ fn chat_text(
     log: Res<ChatLog>,
     chat: Res<ChatBox>,
     replay: Option<Res<crate::replay::Replay>>,
-    mut texts: Query<&mut Text, With<ChatText>>,
+    mut texts: Query<(&mut Text, &ChildOf), With<ChatText>>,
+    mut boxes: Query<&mut Visibility>,
 ) {
     let mut lines: Vec<String> = (log.0.iter().rev().take(CHAT_LINES).rev())
         .map(|(who, what)| format!("{who}: {what}"))
@@ -202,9 +239,18 @@ fn chat_text(
         });
     }
     let all = lines.join("\n");
-    for mut text in &mut texts {
+    for (mut text, parent) in &mut texts {
         if text.0 != all {
             text.0 = all.clone();
+        }
+        // Nothing said yet in a replay: no empty box over the town.
+        if let Ok(mut visibility) = boxes.get_mut(parent.parent()) {
+            let shown = if all.is_empty() {
+                Visibility::Hidden
+            } else {
+                Visibility::Inherited
+            };
+            visibility.set_if_neq(shown);
         }
     }
 }

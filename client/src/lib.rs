@@ -1,14 +1,17 @@
 //! agora-client: the town of an Agora server in a window.
 //!
-//! The module tree is the plugin tree: [`net`] connects and turns what the server says into
+//! The module tree is the plugin tree: [`net`] connects (after the [`connect`] screen, if no
+//! token was given) and turns what the server says into
 //! [`town::TownUpdate`]s, and [`replay`] turns a saved run's log into the same; [`town`] draws
 //! the map and everyone in view from those updates; [`play`] turns clicks and typing into
-//! commands; [`hud`] shows the clock, the connection and the chat; [`screenshot`] saves a
-//! frame and exits.
+//! commands; [`inspect`] shows what an agent is thinking when it is clicked; [`hud`] shows the
+//! clock, the connection and the chat; [`screenshot`] saves a frame and exits.
 //! Every frame runs [`ClientSystems`] in order.
 
 pub mod cli;
+pub mod connect;
 pub mod hud;
+pub mod inspect;
 pub mod net;
 pub mod play;
 pub mod replay;
@@ -23,6 +26,8 @@ use std::path::PathBuf;
 pub enum Source {
     /// A live server.
     Server(net::ServerOptions),
+    /// A live server chosen on the connect screen (its address filled in, if known).
+    Connect(Option<std::net::SocketAddr>),
     /// A saved run's folder.
     Replay(replay::ReplayOptions),
 }
@@ -36,6 +41,8 @@ pub struct Options {
     pub screenshot: Option<screenshot::ScreenshotOptions>,
     /// Window size in pixels.
     pub window: (u32, u32),
+    /// An agent to open the inspector on once it is in view.
+    pub inspect: Option<String>,
 }
 
 /// The order of a frame's work.
@@ -86,14 +93,21 @@ pub fn plugin(app: &mut App, options: Options) {
             .chain(),
     );
     app.insert_resource(town::MapFile(options.map));
-    app.add_plugins((town::plugin, play::plugin, hud::plugin));
+    app.add_plugins((town::plugin, play::plugin, inspect::plugin, hud::plugin));
     match options.source {
         Source::Server(server) => {
             app.insert_resource(server).add_plugins(net::plugin);
         }
+        Source::Connect(addr) => {
+            app.insert_resource(connect::ConnectForm::at(addr))
+                .add_plugins(net::plugin);
+        }
         Source::Replay(replay) => {
             app.insert_resource(replay).add_plugins(replay::plugin);
         }
+    }
+    if let Some(name) = options.inspect {
+        app.insert_resource(inspect::InspectAtStart(name));
     }
     if let Some(screenshot) = options.screenshot {
         app.insert_resource(screenshot)

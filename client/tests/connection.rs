@@ -146,3 +146,78 @@ fn a_token_for_another_server_is_refused_before_sending_anything() {
         .unwrap_err();
     assert!(missing.contains("none.token"), "{missing}");
 }
+
+/// The connect screen, typed into as a player would (key by key): a name and the server's
+/// token endpoint, then Enter, and the client is in; a bad address first is answered on the
+/// screen, not tried.
+#[test]
+fn the_connect_screen_takes_what_is_typed_and_gets_in() {
+    use agora_client::connect::ConnectForm;
+    use bevy::input::ButtonState;
+    use bevy::input::keyboard::{Key, KeyboardInput};
+
+    let key = ServerKey::generate();
+    let (server_app, addr) = server(&key, "10:00");
+    let mut server_app = Some(server_app);
+    let endpoint = agora_server::net::token_endpoint::start(
+        "127.0.0.1:0".parse().unwrap(),
+        key,
+        vec![addr],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, StatesPlugin, bevy::input::InputPlugin))
+        .configure_sets(
+            Update,
+            (
+                agora_client::ClientSystems::Receive,
+                agora_client::ClientSystems::Present,
+                agora_client::ClientSystems::Send,
+            )
+                .chain(),
+        )
+        .add_message::<TownUpdate>()
+        .insert_resource(ConnectForm::default())
+        .add_plugins(net::plugin);
+    app.update();
+    assert_eq!(state(&app), Connection::Choosing);
+    let press = |app: &mut App, key: Key| {
+        app.world_mut().write_message(KeyboardInput {
+            key_code: KeyCode::Unidentified(bevy::input::keyboard::NativeKeyCode::Unidentified),
+            logical_key: key,
+            state: ButtonState::Pressed,
+            text: None,
+            repeat: false,
+            window: Entity::PLACEHOLDER,
+        });
+        app.update();
+    };
+    let type_text = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            press(app, Key::Character(c.to_string().into()));
+        }
+    };
+    type_text(&mut app, "nowhere");
+    press(&mut app, Key::Enter);
+    let problem = app.world().resource::<ConnectForm>().problem.clone();
+    assert!(problem.unwrap().contains("IP and port"));
+    assert_eq!(state(&app), Connection::Choosing, "nothing tried");
+    for _ in 0.."nowhere".len() {
+        press(&mut app, Key::Backspace);
+    }
+    type_text(&mut app, &addr.to_string());
+    press(&mut app, Key::Tab);
+    type_text(&mut app, "ada");
+    press(&mut app, Key::Tab);
+    type_text(&mut app, &format!("http://{}", endpoint.addr));
+    press(&mut app, Key::Enter);
+    run_until(
+        &mut server_app,
+        &mut app,
+        "in through the connect screen",
+        Duration::from_secs(20),
+        |app| state(app) == Connection::Playing,
+    );
+    assert_eq!(app.world().resource::<Link>().world, "Maple Hollow");
+}

@@ -44,8 +44,9 @@ fn tiles_at(log: &Path, at: GameTime) -> BTreeMap<String, TilePos> {
         .collect()
 }
 
-/// Replays `run` from `at` (hardly moving: 1 game second per second) and saves a frame.
-fn frame_at(run: &Path, at: &str, out: &Path) -> Vec<u8> {
+/// Replays `run` from `at` (hardly moving: 1 game second per second) and saves a frame;
+/// `extra`: more of the client's arguments.
+fn frame_at(run: &Path, at: &str, out: &Path, extra: &[&str]) -> Vec<u8> {
     let output = Command::new(program("xvfb-run"))
         .args(["-a", "-s", &format!("-screen 0 {WIDTH}x{HEIGHT}x24")])
         .arg(env!("CARGO_BIN_EXE_agora-client"))
@@ -59,12 +60,17 @@ fn frame_at(run: &Path, at: &str, out: &Path) -> Vec<u8> {
         .arg("--screenshot")
         .arg(out)
         .args(["--frames", "200"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let _ = std::fs::copy(out, std::env::temp_dir().join("agora-replay-frame.png"));
+    let name = out.file_name().unwrap().to_string_lossy();
+    let _ = std::fs::copy(
+        out,
+        std::env::temp_dir().join(format!("agora-replay-{name}")),
+    );
     assert!(
         output.status.success(),
         "replay at {at}: {}\n{stderr}",
@@ -91,8 +97,10 @@ fn drawn(rgb: &[u8], tiles: &BTreeMap<String, TilePos>, map: (u32, u32)) -> (usi
     for (name, tile) in tiles {
         let x = WIDTH as f32 / 2.0 + ((f32::from(tile.x) + 0.5) * TILE - centre.0) * zoom;
         let y = HEIGHT as f32 / 2.0 + ((f32::from(tile.y) + 0.5) * TILE - centre.1) * zoom;
-        // Clear of the HUD's panels (top corners, bottom corners) and of the frame's edge.
+        // Clear of the HUD's panels (top corners, bottom corners), the time bar (top middle)
+        // and the frame's edge.
         let under_panel = (y < 70.0 && (x < 340.0 || x > WIDTH as f32 - 200.0))
+            || (y < 40.0 && x > 0.3 * WIDTH as f32 - 10.0 && x < 0.7 * WIDTH as f32 + 10.0)
             || (y > HEIGHT as f32 - 70.0 && (x < 380.0 || x > WIDTH as f32 - 480.0));
         let inside =
             (8.0..(WIDTH - 8) as f32).contains(&x) && (8.0..(HEIGHT - 8) as f32).contains(&y);
@@ -123,7 +131,7 @@ fn a_replay_shows_the_agents_where_the_log_has_them_at_two_times() {
     let mut seen = Vec::new();
     // The day runs from 06:00 on day 1 to 06:00 on day 2: noon, then the night after.
     for (n, at) in ["12:30", "day 2 03:00"].into_iter().enumerate() {
-        let rgb = frame_at(&run, at, &dir.path().join(format!("{n}.png")));
+        let rgb = frame_at(&run, at, &dir.path().join(format!("{n}.png")), &[]);
         let time: GameTime = at.parse().unwrap();
         let tiles = tiles_at(&run.join("events.jsonl"), time);
         let (in_view, drawn) = drawn(&rgb, &tiles, map);
@@ -144,5 +152,28 @@ fn a_replay_shows_the_agents_where_the_log_has_them_at_two_times() {
     assert!(
         moved >= 5,
         "only {moved} agents stand elsewhere at noon than at night"
+    );
+
+    // The inspector on one agent at noon: its panel darkens the right of the frame, under the
+    // round's panel, where the same frame without it shows the town.
+    let plain = frame_at(&run, "12:30", &dir.path().join("plain.png"), &[]);
+    let inspected = frame_at(
+        &run,
+        "12:30",
+        &dir.path().join("inspected.png"),
+        &["--inspect", "Marisol Alvarez"],
+    );
+    let brightness = |rgb: &[u8]| {
+        let (x0, x1, y0, y1) = (WIDTH - 300, WIDTH - 20, 75, 160);
+        let sum: u64 = (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| ((y * WIDTH + x) * 3) as usize))
+            .map(|i| u64::from(rgb[i]) + u64::from(rgb[i + 1]) + u64::from(rgb[i + 2]))
+            .sum();
+        sum as f64 / f64::from((x1 - x0) * (y1 - y0) * 3)
+    };
+    let (plain, inspected) = (brightness(&plain), brightness(&inspected));
+    assert!(
+        inspected + 25.0 < plain,
+        "no inspector panel: mean brightness {inspected:.0} with it, {plain:.0} without"
     );
 }

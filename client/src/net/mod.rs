@@ -26,6 +26,8 @@ pub struct ServerOptions {
 /// Where the connection stands; the HUD says it in words.
 #[derive(States, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Connection {
+    /// The connect screen is up: where to connect is being typed in.
+    Choosing,
     /// Reading or fetching a connect token.
     #[default]
     GettingToken,
@@ -65,8 +67,17 @@ pub struct Link {
 #[derive(Message, Clone, Debug)]
 pub struct Outgoing(pub ClientMessage);
 
+/// Connects with [`ServerOptions`] if they are inserted first, else starts on the connect
+/// screen.
 pub fn plugin(app: &mut App) {
-    app.init_state::<Connection>()
+    let first = if app.world().contains_resource::<ServerOptions>() {
+        Connection::GettingToken
+    } else {
+        app.init_resource::<crate::connect::ConnectForm>();
+        Connection::Choosing
+    };
+    app.insert_state(first)
+        .add_plugins(crate::connect::plugin)
         .init_resource::<Link>()
         .add_message::<Outgoing>()
         .add_systems(

@@ -2,7 +2,7 @@
 //! is a command: `/team NAME` joins a team, `/leave` leaves it.
 
 use crate::ClientSystems;
-use crate::net::Outgoing;
+use crate::net::{Connection, Outgoing};
 use crate::town::TownUpdate;
 use crate::town::speech::ChatLog;
 use agora_shared::protocol::{ClientMessage, MAX_NAME_CHARS, MAX_SAY_CHARS, ServerMessage};
@@ -19,7 +19,12 @@ pub struct ChatBox {
 pub fn plugin(app: &mut App) {
     app.init_resource::<ChatBox>().add_systems(
         Update,
-        (type_line, note_refusals).in_set(ClientSystems::Receive),
+        (
+            // The connect screen takes the keys while it is up.
+            type_line.run_if(not(in_state(Connection::Choosing))),
+            note_refusals,
+        )
+            .in_set(ClientSystems::Receive),
     );
 }
 

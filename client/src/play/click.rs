@@ -1,8 +1,11 @@
 //! Click a tile to walk there: the server finds the path (and refuses a tile nobody can
-//! reach); a ring marks where the player asked to go.
+//! reach); a ring marks where the player asked to go. A click on an agent opens the inspector
+//! instead, and one on a panel is the panel's.
 
 use crate::ClientSystems;
+use crate::inspect::over_ui;
 use crate::net::Outgoing;
+use crate::town::actors::{Actor, agent_at};
 use crate::town::camera::Follow;
 use crate::town::{TILE, TownMap, tile_at, tile_center, z};
 use agora_shared::protocol::ClientMessage;
@@ -26,18 +29,25 @@ fn click(
     mut follow: ResMut<Follow>,
     mut outgoing: MessageWriter<Outgoing>,
     markers: Query<Entity, With<Marker>>,
+    actors: Query<(&Actor, &Transform)>,
+    interactions: Query<&Interaction>,
 ) {
-    if !buttons.just_pressed(MouseButton::Left) {
+    if !buttons.just_pressed(MouseButton::Left) || over_ui(&interactions) {
         return;
     }
     let (Ok(window), Ok((camera, at))) = (windows.single(), cameras.single()) else {
         return;
     };
-    let Some(tile) = window
+    let Some(point) = window
         .cursor_position()
         .and_then(|cursor| camera.viewport_to_world_2d(at, cursor).ok())
-        .and_then(|point| tile_at(point, map.width, map.height))
     else {
+        return;
+    };
+    if agent_at(point, actors.iter()).is_some() {
+        return;
+    }
+    let Some(tile) = tile_at(point, map.width, map.height) else {
         return;
     };
     outgoing.write(Outgoing(ClientMessage::MoveTo { tile }));

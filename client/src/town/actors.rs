@@ -109,6 +109,22 @@ pub fn tint(kind: EntityKind, name: &str) -> Color {
     }
 }
 
+/// How near (world units) a click must be to an agent's drawn centre to pick it.
+const PICK_RADIUS: f32 = TILE * 0.6;
+
+/// The agent drawn under `point` (world units), if any: the nearest within [`PICK_RADIUS`].
+pub fn agent_at<'a>(
+    point: Vec2,
+    actors: impl IntoIterator<Item = (&'a Actor, &'a Transform)>,
+) -> Option<NetId> {
+    (actors.into_iter())
+        .filter(|(actor, _)| actor.kind == EntityKind::Agent)
+        .map(|(actor, at)| (actor.id, at.translation.truncate().distance(point)))
+        .filter(|(_, d)| *d <= PICK_RADIUS)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
+}
+
 /// The activity as shown: short, on one line.
 pub fn short_activity(activity: &str) -> String {
     let one_line = activity.replace(['\n', '\r'], " ");
@@ -354,6 +370,33 @@ mod tests {
     fn drawn_at(app: &mut App, id: u32) -> Option<Vec2> {
         let entity = *app.world().resource::<Actors>().0.get(&NetId(id))?;
         Some(app.world().get::<Transform>(entity)?.translation.truncate())
+    }
+
+    #[test]
+    fn a_click_picks_the_nearest_agent_under_it_and_never_a_player() {
+        let actor = |id: u32, kind: EntityKind| Actor {
+            id: NetId(id),
+            kind,
+            name: String::new(),
+            tile: TilePos::new(0, 0),
+            activity: String::new(),
+            team: None,
+        };
+        let at = |x: f32| Transform::from_xyz(x, 0.0, 0.0);
+        let (a, b, you) = (
+            actor(1, EntityKind::Agent),
+            actor(2, EntityKind::Agent),
+            actor(3, EntityKind::Player),
+        );
+        let drawn = [(&a, at(0.0)), (&b, at(8.0)), (&you, at(5.0))];
+        let pick = |x: f32| agent_at(Vec2::new(x, 0.0), drawn.iter().map(|(a, t)| (*a, t)));
+        assert_eq!(pick(1.0), Some(NetId(1)));
+        assert_eq!(
+            pick(6.0),
+            Some(NetId(2)),
+            "the player is nearer, but not an agent"
+        );
+        assert_eq!(pick(40.0), None);
     }
 
     #[test]

@@ -1,21 +1,25 @@
 //! `--replay DIR`: a saved run's `events.jsonl` (from `sim` or `serve`) played back into the
-//! town, with no server: the log becomes the same [`TownUpdate`]s the network gives. Space
-//! pauses, `+`/`-` change the speed (1x to 1000x game time), PageUp/PageDown jump an hour.
+//! town, with no server: the log becomes the same [`TownUpdate`]s the network gives ([`log`]),
+//! and the inspector's questions are answered from it ([`minds`]). Space pauses, `+`/`-`
+//! change the speed (1x to 1000x game time), PageUp/PageDown jump an hour, and the bar at the
+//! top ([`scrubber`]) goes to any time of the run.
+
+mod log;
+pub mod minds;
+pub mod scrubber;
 
 use crate::ClientSystems;
-use crate::net::Link;
+use crate::net::{Link, Outgoing};
 use crate::town::camera::fit_scale;
+use crate::town::speech::ChatLog;
 use crate::town::{TILE, TownMap, TownUpdate};
-use agora_shared::events::{Event, EventRecord};
-use agora_shared::protocol::{EntityKind, NetId, ServerMessage};
-use agora_shared::{GameTime, TilePos};
+use agora_shared::GameTime;
+use agora_shared::protocol::{ClientMessage, ServerMessage};
 use bevy::prelude::*;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// A line longer than this is no event (the run reports' bound too).
-const MAX_LINE_BYTES: u64 = 4 << 20;
+pub use log::load;
+
 /// Slowest and fastest playback, in game seconds per wall second.
 pub const SPEEDS: [f64; 7] = [1.0, 10.0, 30.0, 60.0, 120.0, 300.0, 1000.0];
 const HOUR_MS: u64 = 3_600_000;
@@ -37,6 +41,7 @@ pub struct Replay {
     pub start: GameTime,
     pub end: GameTime,
     updates: Vec<(GameTime, ServerMessage)>,
+    minds: minds::Minds,
     /// Updates before this index have been applied.
     cursor: usize,
     /// The game time shown, in milliseconds.
@@ -45,116 +50,20 @@ pub struct Replay {
     pub playing: bool,
 }
 
-/// Reads a run's log; lines that are not events are skipped (and counted on stderr).
-pub fn load(dir: &Path) -> Result<Replay, String> {
-    let path = dir.join("events.jsonl");
-    let file = std::fs::File::open(&path).map_err(|e| {
-        format!(
-            "cannot read {}: {e} (a run's folder holds events.jsonl)",
-            path.display()
-        )
-    })?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut ids: HashMap<String, NetId> = HashMap::new();
-    let mut id_of = |actor: &str| {
-        let next = NetId(ids.len() as u32 + 1);
-        *ids.entry(actor.to_string()).or_insert(next)
-    };
-    let mut replay = Replay {
-        world: String::new(),
-        start: GameTime(0),
-        end: GameTime(0),
-        updates: Vec::new(),
-        cursor: 0,
-        now: 0.0,
-        speed: 60.0,
-        playing: true,
-    };
-    let (mut line, mut number, mut skipped) = (String::new(), 0usize, 0usize);
-    loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES)
-            .read_line(&mut line)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if n == 0 {
-            break;
+impl Default for Replay {
+    /// Nothing to play yet, at 60x, playing.
+    fn default() -> Self {
+        Self {
+            world: String::new(),
+            start: GameTime(0),
+            end: GameTime(0),
+            updates: Vec::new(),
+            minds: minds::Minds::default(),
+            cursor: 0,
+            now: 0.0,
+            speed: 60.0,
+            playing: true,
         }
-        number += 1;
-        if n as u64 == MAX_LINE_BYTES && !line.ends_with('\n') {
-            return Err(format!(
-                "{}:{number}: a line longer than {MAX_LINE_BYTES} bytes: not an event log",
-                path.display()
-            ));
-        }
-        let Ok(record) = serde_json::from_str::<EventRecord>(line.trim_end()) else {
-            skipped += 1;
-            continue;
-        };
-        let time = record.time;
-        replay.end = replay.end.max(time);
-        let message = match record.event {
-            Event::RunStarted { map, start, .. } => {
-                replay.world = map;
-                replay.start = start;
-                continue;
-            }
-            Event::AgentSpawned {
-                agent, name, tile, ..
-            } => spawned(id_of(&agent), EntityKind::Agent, name, tile),
-            Event::PlayerJoined { player, name, tile } => {
-                spawned(id_of(&player), EntityKind::Player, name, tile)
-            }
-            Event::PlayerLeft { player } => ServerMessage::Despawned { id: id_of(&player) },
-            Event::Move { agent, to, .. } => ServerMessage::Positions {
-                time,
-                moved: vec![(id_of(&agent), to)],
-            },
-            Event::Activity {
-                agent,
-                description,
-                emoji,
-                ..
-            } => ServerMessage::Activity {
-                id: id_of(&agent),
-                activity: description,
-                emoji,
-            },
-            Event::Said { speaker, text, .. } => ServerMessage::Said {
-                id: id_of(&speaker),
-                text,
-            },
-            _ => continue,
-        };
-        replay.updates.push((time, message));
-    }
-    if number == 0 {
-        return Err(format!("{} is empty: no run to replay", path.display()));
-    }
-    if skipped > 0 {
-        eprintln!(
-            "agora-client: {skipped} of {number} lines of {} are not events; skipped",
-            path.display()
-        );
-    }
-    if replay.updates.is_empty() {
-        return Err(format!("{} has no agents to show", path.display()));
-    }
-    // A log is in time order; a stable sort keeps a tick's order if one was not.
-    replay.updates.sort_by_key(|(time, _)| *time);
-    replay.now = replay.start.0 as f64;
-    Ok(replay)
-}
-
-fn spawned(id: NetId, kind: EntityKind, name: String, tile: TilePos) -> ServerMessage {
-    ServerMessage::Spawned {
-        id,
-        kind,
-        name,
-        tile,
-        activity: String::new(),
-        emoji: String::new(),
-        team: None,
     }
 }
 
@@ -179,6 +88,21 @@ impl Replay {
         back
     }
 
+    /// How far through the run the time shown is, 0 to 1.
+    pub fn progress(&self) -> f64 {
+        let span = self.end.0.saturating_sub(self.start.0);
+        if span == 0 {
+            return 1.0;
+        }
+        ((self.now - self.start.0 as f64) / span as f64).clamp(0.0, 1.0)
+    }
+
+    /// The time `fraction` (0 to 1) of the way through the run.
+    pub fn time_at(&self, fraction: f64) -> f64 {
+        let span = self.end.0.saturating_sub(self.start.0) as f64;
+        self.start.0 as f64 + fraction.clamp(0.0, 1.0) * span
+    }
+
     pub fn faster(&mut self, steps: i32) {
         let at = SPEEDS
             .iter()
@@ -194,12 +118,45 @@ pub struct ReplayText;
 
 pub fn plugin(app: &mut App) {
     app.init_resource::<Link>()
+        .add_plugins(scrubber::plugin)
         .add_systems(Startup, open)
         .add_systems(
             Update,
             (controls, play).chain().in_set(ClientSystems::Receive),
         )
-        .add_systems(Update, (fit, show).in_set(ClientSystems::Present));
+        .add_systems(Update, (fit, show).in_set(ClientSystems::Present))
+        .add_systems(Update, answer_inspections.in_set(ClientSystems::Send));
+}
+
+/// Moves playback to `time`. Going back starts the town over, and its chat with it: the
+/// updates up to `time` are played again from the start.
+pub fn seek(
+    replay: &mut Replay,
+    time: f64,
+    updates: &mut MessageWriter<TownUpdate>,
+    chat: &mut ChatLog,
+) {
+    if replay.seek(time) {
+        updates.write(TownUpdate::Reset);
+        chat.0.clear();
+    }
+}
+
+/// The inspector asks as it would ask a server; the log answers, as of the time shown.
+fn answer_inspections(
+    replay: Option<Res<Replay>>,
+    mut asked: MessageReader<Outgoing>,
+    mut updates: MessageWriter<TownUpdate>,
+) {
+    let Some(replay) = replay else { return };
+    for Outgoing(message) in asked.read() {
+        if let ClientMessage::Inspect { id } = message
+            && let Some(inspection) = replay.minds.inspect(*id, GameTime(replay.now as u64))
+        {
+            let answer = ServerMessage::Inspected(Box::new(inspection));
+            updates.write(TownUpdate::Server(answer));
+        }
+    }
 }
 
 /// A replay starts with the whole town in view (the wheel zooms in).
@@ -225,7 +182,8 @@ fn fit(
 /// Where a replay stands, and its keys.
 pub fn replay_line(replay: &Replay) -> String {
     format!(
-        "Replay {} to {}, {}x{}\nSpace pause, +/- speed, PageUp/PageDown an hour",
+        "Replay {} to {}, {}x{}\nSpace pause, +/- speed, PageUp/PageDown an hour\n\
+         Click the bar at the top to go to any time",
         replay.start,
         replay.end,
         replay.speed,
@@ -288,6 +246,7 @@ fn controls(
     keys: Res<ButtonInput<KeyCode>>,
     replay: Option<ResMut<Replay>>,
     mut updates: MessageWriter<TownUpdate>,
+    mut chat: ResMut<ChatLog>,
 ) {
     let Some(mut replay) = replay else { return };
     if keys.just_pressed(KeyCode::Space) {
@@ -302,9 +261,7 @@ fn controls(
     for (key, hours) in [(KeyCode::PageUp, 1.0), (KeyCode::PageDown, -1.0)] {
         if keys.just_pressed(key) {
             let to = replay.now + hours * HOUR_MS as f64;
-            if replay.seek(to) {
-                updates.write(TownUpdate::Reset);
-            }
+            seek(&mut replay, to, &mut updates, &mut chat);
         }
     }
 }

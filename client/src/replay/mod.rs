@@ -14,7 +14,7 @@ use crate::town::camera::fit_scale;
 use crate::town::speech::ChatLog;
 use crate::town::{TILE, TownMap, TownUpdate};
 use agora_shared::GameTime;
-use agora_shared::protocol::{ClientMessage, ServerMessage};
+use agora_shared::protocol::{ClientMessage, Inspection, ServerMessage};
 use bevy::prelude::*;
 use std::path::PathBuf;
 
@@ -88,6 +88,11 @@ impl Replay {
         back
     }
 
+    /// The agent `id` as the log has it at `time` (what the inspector is answered).
+    pub fn inspect(&self, id: agora_shared::protocol::NetId, time: GameTime) -> Option<Inspection> {
+        self.minds.inspect(id, time)
+    }
+
     /// How far through the run the time shown is, 0 to 1.
     pub fn progress(&self) -> f64 {
         let span = self.end.0.saturating_sub(self.start.0);
@@ -151,7 +156,7 @@ fn answer_inspections(
     let Some(replay) = replay else { return };
     for Outgoing(message) in asked.read() {
         if let ClientMessage::Inspect { id } = message
-            && let Some(inspection) = replay.minds.inspect(*id, GameTime(replay.now as u64))
+            && let Some(inspection) = replay.inspect(*id, GameTime(replay.now as u64))
         {
             let answer = ServerMessage::Inspected(Box::new(inspection));
             updates.write(TownUpdate::Server(answer));

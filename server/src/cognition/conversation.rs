@@ -157,6 +157,19 @@ impl Conversations {
     fn pair(a: Entity, b: Entity) -> (Entity, Entity) {
         if a < b { (a, b) } else { (b, a) }
     }
+
+    /// Lets go of cooldowns that are over and of everything about actors that are `gone` (a
+    /// player who left comes back as a new entity): in a long run these would only grow.
+    fn forget(&mut self, gone: &HashSet<Entity>, now: GameTime) {
+        self.cooldown
+            .retain(|(a, b), until| *until > now && !gone.contains(a) && !gone.contains(b));
+        if !gone.is_empty() {
+            self.told.retain(|(speaker, listener, _)| {
+                !gone.contains(speaker) && !gone.contains(listener)
+            });
+            self.news_said.retain(|speaker, _| !gone.contains(speaker));
+        }
+    }
 }
 
 /// Who an actor is, for conversations.
@@ -178,10 +191,24 @@ fn is_awake(activity: Option<&Activity>) -> bool {
 pub fn plugin(app: &mut App) {
     app.init_resource::<Conversations>().add_systems(
         Update,
-        converse
+        (forget, converse)
+            .chain()
             .run_if(resource_exists::<DialogueSetup>)
             .in_set(super::CognitionSystems::Converse),
     );
+}
+
+/// Prunes [`Conversations`] of what is over and of who is gone.
+fn forget(
+    mut gone: RemovedComponents<ActorId>,
+    clock: Res<GameClock>,
+    mut conversations: ResMut<Conversations>,
+) {
+    let gone: HashSet<Entity> = gone.read().collect();
+    let expired = (conversations.cooldown.values()).any(|until| *until <= clock.now);
+    if expired || !gone.is_empty() {
+        conversations.forget(&gone, clock.now);
+    }
 }
 
 /// Everything `converse` touches, grouped so the steps can be written as functions.
@@ -936,6 +963,33 @@ fn prompt_for(
 mod tests {
     use super::*;
     use crate::memory::{NewMemory, Triple};
+
+    #[test]
+    fn cooldowns_that_are_over_and_actors_that_are_gone_are_forgotten() {
+        let mut world = World::new();
+        let [ann, bo, cy] = [(); 3].map(|_| world.spawn_empty().id());
+        let mut talk = Conversations::default();
+        let at = |minutes| GameTime::from_minutes(minutes);
+        talk.cooldown.insert(Conversations::pair(ann, bo), at(10));
+        talk.cooldown.insert(Conversations::pair(bo, cy), at(30));
+        talk.cooldown.insert(Conversations::pair(ann, cy), at(30));
+        talk.told.insert((ann, bo, MemoryId(1)));
+        talk.told.insert((bo, cy, MemoryId(2)));
+        talk.news_said.insert(cy, "news".into());
+        talk.news_said.insert(ann, "more news".into());
+
+        talk.forget(&HashSet::new(), at(20));
+        assert_eq!(talk.cooldown.len(), 2, "ann and bo's cooldown is over");
+        assert_eq!(talk.told.len(), 2, "nobody is gone: all news told is kept");
+
+        talk.forget(&HashSet::from([cy]), at(20));
+        assert!(
+            talk.cooldown.is_empty(),
+            "cy is gone, and with cy both pairs"
+        );
+        assert_eq!(talk.told, HashSet::from([(ann, bo, MemoryId(1))]));
+        assert_eq!(talk.news_said.keys().collect::<Vec<_>>(), [&ann]);
+    }
 
     #[test]
     fn news_passed_on_is_told_as_what_it_says() {

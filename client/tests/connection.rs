@@ -12,19 +12,22 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-fn client(options: ServerOptions) -> App {
+/// The client's connection in a headless app, starting from `start`: [`ServerOptions`] to
+/// connect at once, or a connect screen's form.
+fn client(start: impl Resource) -> App {
     let mut app = App::new();
-    app.add_plugins((MinimalPlugins, StatesPlugin))
+    app.add_plugins((MinimalPlugins, StatesPlugin, bevy::input::InputPlugin))
         .configure_sets(
             Update,
             (
                 agora_client::ClientSystems::Receive,
+                agora_client::ClientSystems::Present,
                 agora_client::ClientSystems::Send,
             )
                 .chain(),
         )
         .add_message::<TownUpdate>()
-        .insert_resource(options)
+        .insert_resource(start)
         .add_plugins(net::plugin);
     app
 }
@@ -166,20 +169,7 @@ fn the_connect_screen_takes_what_is_typed_and_gets_in() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let mut app = App::new();
-    app.add_plugins((MinimalPlugins, StatesPlugin, bevy::input::InputPlugin))
-        .configure_sets(
-            Update,
-            (
-                agora_client::ClientSystems::Receive,
-                agora_client::ClientSystems::Present,
-                agora_client::ClientSystems::Send,
-            )
-                .chain(),
-        )
-        .add_message::<TownUpdate>()
-        .insert_resource(ConnectForm::default())
-        .add_plugins(net::plugin);
+    let mut app = client(ConnectForm::default());
     app.update();
     assert_eq!(state(&app), Connection::Choosing);
     let press = |app: &mut App, key: Key| {

@@ -57,6 +57,26 @@ fn model_threads_run_below_the_world_and_the_world_does_not() {
         assert!(names.contains(&"candle-bp-0"), "{model_threads:?}");
         assert!(names.contains(&"llm-rayon-1"), "{model_threads:?}");
     }
+    // With two or more cores, core 0 is the world's: no model thread may run on it.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap();
+            if !names.contains(&name.trim_end()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+            let cpus = (status.lines())
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap()
+                .trim()
+                .to_string();
+            assert!(
+                !cpus.split(',').any(|r| r.split('-').next() == Some("0")),
+                "{} may run on core 0: {cpus}",
+                name.trim_end()
+            );
+        }
+    }
     for (name, policy) in &model_threads {
         assert_eq!(*policy, IDLE_POLICY, "{name} runs under policy {policy}");
     }

@@ -209,6 +209,22 @@ fn cut(text: &mut String, max: usize) {
 }
 
 impl Inspection {
+    /// Adds a memory, going from the newest back, to the reflections or the other memories
+    /// while that list has room ([`MAX_INSPECT_REFLECTIONS`], [`MAX_INSPECT_MEMORIES`]);
+    /// `false` once both are full (older memories need not be looked at).
+    pub fn add_older(&mut self, note: MemoryNote, reflection: bool) -> bool {
+        let (list, max) = if reflection {
+            (&mut self.reflections, MAX_INSPECT_REFLECTIONS)
+        } else {
+            (&mut self.memories, MAX_INSPECT_MEMORIES)
+        };
+        if list.len() < max {
+            list.push(note);
+        }
+        self.memories.len() < MAX_INSPECT_MEMORIES
+            || self.reflections.len() < MAX_INSPECT_REFLECTIONS
+    }
+
     /// Holds every field to its limit, then shortens the longest list (from its end: the
     /// oldest memories, the latest plan stretches) until the encoding fits
     /// [`MAX_INSPECTION_BYTES`]: an answer always fits one message, whatever the agent's mind

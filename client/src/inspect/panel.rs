@@ -5,6 +5,7 @@ use super::Inspector;
 use crate::ClientSystems;
 use crate::hud::{panel as panel_colour, text};
 use crate::town::Clock;
+use crate::town::actors::one_line as short;
 use agora_shared::GameTime;
 use agora_shared::events::PlanItem;
 use agora_shared::protocol::{Inspection, MemoryNote};
@@ -23,16 +24,6 @@ pub struct InspectorText;
 
 pub fn plugin(app: &mut App) {
     app.add_systems(Update, show.in_set(ClientSystems::Present));
-}
-
-/// `text` on one line, at most `max` characters.
-fn short(text: &str, max: usize) -> String {
-    let one_line = text.replace(['\n', '\r'], " ");
-    if one_line.chars().count() <= max {
-        return one_line;
-    }
-    let cut: String = one_line.chars().take(max.saturating_sub(3)).collect();
-    format!("{}...", cut.trim_end())
 }
 
 /// "Willow Cafe, cafe, counter" for "Maple Hollow:Willow Cafe:cafe:counter": the town's name

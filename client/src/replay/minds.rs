@@ -4,9 +4,7 @@
 
 use agora_shared::GameTime;
 use agora_shared::events::{About, PlanItem};
-use agora_shared::protocol::{
-    Inspection, MAX_INSPECT_MEMORIES, MAX_INSPECT_REFLECTIONS, MemoryNote, NetId,
-};
+use agora_shared::protocol::{Inspection, MemoryNote, NetId};
 use std::collections::HashMap;
 
 /// One thing the log says about an agent's mind.
@@ -105,19 +103,8 @@ impl Minds {
                 .collect();
         }
         for (_, event) in past.iter().rev() {
-            let MindEvent::Memory { note, reflection } = event else {
-                continue;
-            };
-            let (list, max) = if *reflection {
-                (&mut inspection.reflections, MAX_INSPECT_REFLECTIONS)
-            } else {
-                (&mut inspection.memories, MAX_INSPECT_MEMORIES)
-            };
-            if list.len() < max {
-                list.push(note.clone());
-            }
-            if inspection.memories.len() == MAX_INSPECT_MEMORIES
-                && inspection.reflections.len() == MAX_INSPECT_REFLECTIONS
+            if let MindEvent::Memory { note, reflection } = event
+                && !inspection.add_older(note.clone(), *reflection)
             {
                 break;
             }

@@ -127,12 +127,17 @@ pub fn agent_at<'a>(
 
 /// The activity as shown: short, on one line.
 pub fn short_activity(activity: &str) -> String {
-    let one_line = activity.replace(['\n', '\r'], " ");
-    if one_line.chars().count() <= ACTIVITY_CHARS {
-        return one_line;
+    one_line(activity, ACTIVITY_CHARS)
+}
+
+/// `text` on one line, at most `max` characters (cut ones end in three dots: the built-in
+/// font has no ellipsis).
+pub fn one_line(text: &str, max: usize) -> String {
+    let line = text.replace(['\n', '\r'], " ");
+    if line.chars().count() <= max {
+        return line;
     }
-    let cut: String = one_line.chars().take(ACTIVITY_CHARS - 3).collect();
-    // Three dots: the built-in font has no ellipsis.
+    let cut: String = line.chars().take(max.saturating_sub(3)).collect();
     format!("{}...", cut.trim_end())
 }
 

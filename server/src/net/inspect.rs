@@ -12,10 +12,7 @@ use crate::cognition::DayPlan;
 use crate::memory::{Memory, MemoryStream};
 use crate::time::GameClock;
 use agora_shared::GameTime;
-use agora_shared::protocol::{
-    Channel, Inspection, MAX_INSPECT_MEMORIES, MAX_INSPECT_REFLECTIONS, MemoryNote, NetId,
-    ServerMessage, encode,
-};
+use agora_shared::protocol::{Channel, Inspection, MemoryNote, NetId, ServerMessage, encode};
 use bevy::prelude::*;
 use bevy_renet::RenetServer;
 
@@ -93,8 +90,7 @@ pub fn inspection(
     stream: Option<&MemoryStream>,
 ) -> Inspection {
     let about = persona.persona.about();
-    let (memories, reflections) = stream.map(latest).unwrap_or_default();
-    Inspection {
+    let mut inspection = Inspection {
         id,
         name: name.to_string(),
         age: about.age,
@@ -105,10 +101,14 @@ pub fn inspection(
         location: activity.map(|a| a.location.clone()).unwrap_or_default(),
         intent: plan.and_then(|p| p.intent.clone()),
         plan: plan.map_or_else(Vec::new, |p| p.slots.iter().map(|s| s.item()).collect()),
-        steps: Vec::new(),
-        memories,
-        reflections,
+        ..Inspection::default()
+    };
+    for memory in stream.iter().flat_map(|s| s.iter().rev()) {
+        if !inspection.add_older(note(memory), memory.is_reflection()) {
+            break;
+        }
     }
+    inspection
 }
 
 /// The steps of the plan's stretch under way at `now` that have not ended.
@@ -120,25 +120,6 @@ fn steps_now(plan: &DayPlan, now: GameTime) -> Vec<agora_shared::events::PlanIte
             .map(|s| s.item())
             .collect()
     })
-}
-
-/// The newest memories and, apart, reflections, newest first.
-fn latest(stream: &MemoryStream) -> (Vec<MemoryNote>, Vec<MemoryNote>) {
-    let (mut memories, mut reflections) = (Vec::new(), Vec::new());
-    for memory in stream.iter().rev() {
-        let (list, max) = if memory.is_reflection() {
-            (&mut reflections, MAX_INSPECT_REFLECTIONS)
-        } else {
-            (&mut memories, MAX_INSPECT_MEMORIES)
-        };
-        if list.len() < max {
-            list.push(note(memory));
-        }
-        if memories.len() == MAX_INSPECT_MEMORIES && reflections.len() == MAX_INSPECT_REFLECTIONS {
-            break;
-        }
-    }
-    (memories, reflections)
 }
 
 fn note(memory: &Memory) -> MemoryNote {
